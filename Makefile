@@ -1,0 +1,43 @@
+# PGXS build of the presence extension.
+#
+#   make && make install        build presence.so, install it and the SQL script
+#   make installcheck           regression + isolation tests on temporary instances
+#                               (run as a non-root OS user: initdb refuses root)
+#
+# The README's two commands (test/demo.sh, test/run_all.sh) wrap these.
+
+EXTENSION    = presence
+EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" presence.control)
+
+MODULE_big   = presence
+OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA         = $(filter-out sql/$(EXTENSION).sql $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
+EXTRA_CLEAN  = $(DATA_built)
+
+PG_CPPFLAGS += -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+TESTS        = $(sort $(wildcard test/sql/*.sql))
+REGRESS      = $(patsubst test/sql/%.sql,%,$(TESTS))
+# Inputs come from test/sql and test/specs; pg_regress looks for expected
+# outputs in <outputdir>/expected first, which is the top-level expected/.
+REGRESS_OPTS = --inputdir=test \
+               --temp-instance=test/tmp_regress --temp-config=test/presence.conf
+
+SPECS        = $(sort $(wildcard test/specs/*.spec))
+ISOLATION    = $(patsubst test/specs/%.spec,%,$(SPECS))
+ISOLATION_OPTS = --inputdir=test \
+               --temp-instance=test/tmp_isolation --temp-config=test/presence.conf
+
+PG_CONFIG   ?= pg_config
+PGXS        := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# One test database name for both suites, so test/presence.conf can point
+# pg_cron's cron.database_name at it.
+CONTRIB_TESTDB   = presence_test
+ISOLATION_TESTDB = presence_test
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@

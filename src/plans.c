@@ -1,0 +1,165 @@
+/*-------------------------------------------------------------------------
+ *
+ * plans.c
+ *		Every SQL statement the extension runs, in one table, each prepared
+ *		once per backend (SPI_prepare + SPI_keepplan) on first use.
+ *
+ * The SQL is written so that no caller's search_path can change what it
+ * means: tables are schema-qualified, and operators and functions are
+ * pg_catalog's, spelled out.  The plan cache re-plans a kept statement when
+ * the tables behind it change (DROP and CREATE EXTENSION included).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "presence.h"
+
+#include "catalog/pg_type.h"
+
+/* Shorthands that keep the statements below readable. */
+#define EQ " OPERATOR(pg_catalog.=) "
+#define LT " OPERATOR(pg_catalog.<) "
+#define NOW "pg_catalog.now()"
+
+typedef struct PresenceStmtDef
+{
+	PresenceStmt stmt;			/* checked against the array index */
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[4];
+} PresenceStmtDef;
+
+static const PresenceStmtDef stmt_defs[STMT_COUNT] = {
+	/*
+	 * add(): lock the room against prune_rooms() for the rest of the
+	 * transaction (KEY SHARE does not block other joiners), or create it.
+	 */
+	{STMT_ROOM_LOCK,
+		"SELECT 1 FROM presence.rooms WHERE name" EQ "$1 FOR KEY SHARE",
+	1, {TEXTOID}},
+	{STMT_ROOM_CREATE,
+		"INSERT INTO presence.rooms (name) VALUES ($1) ON CONFLICT DO NOTHING",
+	1, {TEXTOID}},
+	{STMT_PRESENCE_INSERT,
+		"INSERT INTO presence.presences (room, channel, user_id, meta)"
+		" VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+	4, {TEXTOID, TEXTOID, TEXTOID, JSONBOID}},
+	/* add() again: refresh last_seen (and meta), same user only. */
+	{STMT_PRESENCE_REJOIN,
+		"UPDATE presence.presences SET last_seen = " NOW
+		" WHERE room" EQ "$1 AND channel" EQ "$2"
+		" AND (user_id" EQ "$3 OR (user_id IS NULL AND $3 IS NULL))",
+	3, {TEXTOID, TEXTOID, TEXTOID}},
+	{STMT_PRESENCE_REJOIN_META,
+		"UPDATE presence.presences SET last_seen = " NOW ", meta = $4"
+		" WHERE room" EQ "$1 AND channel" EQ "$2"
+		" AND (user_id" EQ "$3 OR (user_id IS NULL AND $3 IS NULL))",
+	4, {TEXTOID, TEXTOID, TEXTOID, JSONBOID}},
+	{STMT_PRESENCE_OWNER,
+		"SELECT user_id FROM presence.presences"
+		" WHERE room" EQ "$1 AND channel" EQ "$2",
+	2, {TEXTOID, TEXTOID}},
+	{STMT_REMOVE,
+		"DELETE FROM presence.presences WHERE room" EQ "$1 AND channel" EQ "$2",
+	2, {TEXTOID, TEXTOID}},
+	{STMT_LEAVE_ALL,
+		"DELETE FROM presence.presences WHERE channel" EQ "$1",
+	1, {TEXTOID}},
+
+	/*
+	 * touch(): read how many presences the channel has and whether any is
+	 * older than the cutoff; write only those.  With touch_interval 0 the
+	 * write goes straight through.
+	 */
+	{STMT_TOUCH_READ,
+		"SELECT pg_catalog.count(*)::pg_catalog.int4,"
+		" pg_catalog.count(*) FILTER (WHERE last_seen" LT "$2)::pg_catalog.int4"
+		" FROM presence.presences WHERE channel" EQ "$1",
+	2, {TEXTOID, TIMESTAMPTZOID}},
+	{STMT_TOUCH_WRITE,
+		"UPDATE presence.presences SET last_seen = " NOW
+		" WHERE channel" EQ "$1 AND last_seen" LT "$2",
+	2, {TEXTOID, TIMESTAMPTZOID}},
+	{STMT_TOUCH_WRITE_ALL,
+		"UPDATE presence.presences SET last_seen = " NOW
+		" WHERE channel" EQ "$1",
+	1, {TEXTOID}},
+	{STMT_UPDATE,
+		"UPDATE presence.presences SET meta = $3, last_seen = " NOW
+		" WHERE room" EQ "$1 AND channel" EQ "$2",
+	3, {TEXTOID, TEXTOID, JSONBOID}},
+
+	/* Readers: one room's rows through the primary key or the user index. */
+	{STMT_MEMBERS,
+		"SELECT channel, user_id, meta, joined_at, last_seen"
+		" FROM presence.presences WHERE room" EQ "$1 ORDER BY channel",
+	1, {TEXTOID}},
+	{STMT_USERS,
+		"SELECT DISTINCT user_id FROM presence.presences"
+		" WHERE room" EQ "$1 AND user_id IS NOT NULL ORDER BY user_id",
+	1, {TEXTOID}},
+	{STMT_ANONYMOUS_COUNT,
+		"SELECT pg_catalog.count(*) FROM presence.presences"
+		" WHERE room" EQ "$1 AND user_id IS NULL",
+	1, {TEXTOID}},
+	{STMT_ROOMS_OF,
+		"SELECT room FROM presence.presences WHERE channel" EQ "$1 ORDER BY room",
+	1, {TEXTOID}},
+	{STMT_STATS,
+		"SELECT pg_catalog.count(*), pg_catalog.count(DISTINCT user_id),"
+		" pg_catalog.count(*) FILTER (WHERE user_id IS NULL)"
+		" FROM presence.presences WHERE room" EQ "$1",
+	1, {TEXTOID}},
+
+	/* Events: does the user have another connection in the room? */
+	{STMT_USER_ELSEWHERE,
+		"SELECT 1 FROM presence.presences WHERE room" EQ "$1"
+		" AND user_id" EQ "$2 AND channel OPERATOR(pg_catalog.<>) $3",
+	3, {TEXTOID, TEXTOID, TEXTOID}},
+	/* Events: what a TRUNCATE is about to remove. */
+	{STMT_ALL_PRESENCES,
+		"SELECT room, channel, user_id, meta FROM presence.presences",
+	0, {InvalidOid}},
+};
+
+/* Kept plans, one per statement, prepared on first use. */
+static SPIPlanPtr plans[STMT_COUNT];
+
+/* PresencePlan returns the kept plan of stmt, preparing it on first use. */
+static SPIPlanPtr
+PresencePlan(PresenceStmt stmt)
+{
+	const PresenceStmtDef *def = &stmt_defs[stmt];
+
+	if (plans[stmt] == NULL)
+	{
+		SPIPlanPtr	plan;
+
+		Assert(def->stmt == stmt);
+		plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+		if (plan == NULL)
+			elog(ERROR, "presence: SPI_prepare failed for \"%s\": %s",
+				 def->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "presence: SPI_keepplan failed");
+		plans[stmt] = plan;
+	}
+	return plans[stmt];
+}
+
+/*
+ * PresenceExec runs stmt with the given arguments inside an SPI connection
+ * the caller opened, and returns the number of rows processed (results are
+ * in SPI_tuptable).  nulls uses SPI's convention: ' ' not null, 'n' null.
+ */
+int
+PresenceExec(PresenceStmt stmt, Datum *values, const char *nulls,
+			 bool read_only, long limit)
+{
+	int			rc;
+
+	rc = SPI_execute_plan(PresencePlan(stmt), values, nulls, read_only, limit);
+	if (rc < 0)
+		elog(ERROR, "presence: \"%s\" failed: %s",
+			 stmt_defs[stmt].sql, SPI_result_code_string(rc));
+	return (int) SPI_processed;
+}
