@@ -160,6 +160,52 @@ COMMENT ON FUNCTION presence.update(text, text, jsonb) IS
     'Replace meta of one presence (and refresh its last_seen); true if the presence exists';
 
 --------------------------------------------------------------------------
+-- Pruning: connections that vanished without leaving, rooms left empty
+--------------------------------------------------------------------------
+
+CREATE FUNCTION presence.prune(max_age interval DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'presence_prune'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.prune(interval) IS
+    'Delete presences whose last_seen is older than max_age (NULL: presence.max_age); number deleted';
+
+CREATE FUNCTION presence.prune_rooms()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'presence_prune_rooms'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.prune_rooms() IS
+    'Delete rooms without presences; number deleted';
+
+-- The job runs as the role that scheduled it, so these two are SECURITY
+-- INVOKER: that role needs pg_cron's rights and EXECUTE on prune and
+-- prune_rooms.  They never run inside CREATE EXTENSION.
+CREATE FUNCTION presence.schedule_prune(schedule text DEFAULT '* * * * *')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'presence_schedule_prune'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.schedule_prune(text) IS
+    'Create or replace the pg_cron job presence-prune that runs prune() and prune_rooms(); job id';
+
+CREATE FUNCTION presence.unschedule_prune()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'presence_unschedule_prune'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.unschedule_prune() IS
+    'Remove the pg_cron job presence-prune; false if there was none';
+
+REVOKE ALL ON FUNCTION
+    presence.prune(interval),
+    presence.prune_rooms(),
+    presence.schedule_prune(text),
+    presence.unschedule_prune()
+FROM PUBLIC;
+
+--------------------------------------------------------------------------
 -- Reading: who is here
 --------------------------------------------------------------------------
 

@@ -119,6 +119,59 @@ static const PresenceStmtDef stmt_defs[STMT_COUNT] = {
 	{STMT_ALL_PRESENCES,
 		"SELECT room, channel, user_id, meta FROM presence.presences",
 	0, {InvalidOid}},
+
+	/*
+	 * prune(): one batch.  Victims are taken in primary key order after the
+	 * key ($1, $2) and locked, skipping rows other transactions hold; the
+	 * result is one row with the number deleted, the number locked and the
+	 * key to resume after, or no row when nothing was left.
+	 */
+	{STMT_PRUNE_BATCH,
+		"WITH victims AS MATERIALIZED ("
+		"  SELECT room, channel FROM presence.presences"
+		"  WHERE ROW(room, channel) OPERATOR(pg_catalog.>) ROW($1, $2)"
+		"  AND last_seen" LT "$3"
+		"  ORDER BY room, channel LIMIT $4"
+		"  FOR UPDATE SKIP LOCKED),"
+		" gone AS ("
+		"  DELETE FROM presence.presences p USING victims v"
+		"  WHERE p.room" EQ "v.room AND p.channel" EQ "v.channel"
+		"  RETURNING 1)"
+		" SELECT (SELECT pg_catalog.count(*) FROM gone),"
+		" (SELECT pg_catalog.count(*) FROM victims)::pg_catalog.int4,"
+		" v.room, v.channel"
+		" FROM victims v ORDER BY v.room DESC, v.channel DESC LIMIT 1",
+	4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID}},
+
+	/*
+	 * prune_rooms(): lock rooms that look empty (as of this statement),
+	 * skipping those an add() holds; then delete those still empty as of a
+	 * new snapshot.
+	 */
+	{STMT_PRUNE_ROOMS_LOCK,
+		"SELECT r.name FROM presence.rooms r"
+		" WHERE r.name OPERATOR(pg_catalog.>) $1"
+		" AND NOT EXISTS (SELECT 1 FROM presence.presences p"
+		"                 WHERE p.room" EQ "r.name)"
+		" ORDER BY r.name LIMIT $2"
+		" FOR UPDATE OF r SKIP LOCKED",
+	2, {TEXTOID, INT4OID}},
+	{STMT_PRUNE_ROOMS_DELETE,
+		"DELETE FROM presence.rooms r"
+		" WHERE r.name" EQ "ANY ($1)"
+		" AND NOT EXISTS (SELECT 1 FROM presence.presences p"
+		"                 WHERE p.room" EQ "r.name)",
+	1, {TEXTARRAYOID}},
+
+	/* pg_cron: prepared only after cron.c checked that pg_cron is here. */
+	{STMT_CRON_SCHEDULE,
+		"SELECT cron.schedule('presence-prune', $1,"
+		" 'SELECT presence.prune(); SELECT presence.prune_rooms()')",
+	1, {TEXTOID}},
+	{STMT_CRON_UNSCHEDULE,
+		"SELECT cron.unschedule(jobid) FROM cron.job"
+		" WHERE jobname" EQ "'presence-prune'",
+	0, {InvalidOid}},
 };
 
 /* Kept plans, one per statement, prepared on first use. */

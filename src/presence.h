@@ -9,6 +9,8 @@
  * membership.c    add, remove, leave_all, touch, update
  * readers.c       members, users, anonymous_count, rooms_of, stats
  * events.c        triggers that NOTIFY every change of presences
+ * prune.c         prune, prune_rooms
+ * cron.c          schedule_prune, unschedule_prune (pg_cron)
  *
  *-------------------------------------------------------------------------
  */
@@ -58,6 +60,11 @@ typedef enum PresenceStmt
 	STMT_STATS,
 	STMT_USER_ELSEWHERE,
 	STMT_ALL_PRESENCES,
+	STMT_PRUNE_BATCH,
+	STMT_PRUNE_ROOMS_LOCK,
+	STMT_PRUNE_ROOMS_DELETE,
+	STMT_CRON_SCHEDULE,
+	STMT_CRON_UNSCHEDULE,
 	STMT_COUNT					/* number of statements, not a statement */
 } PresenceStmt;
 
