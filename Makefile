@@ -27,7 +27,7 @@ REGRESS_OPTS = --inputdir=test \
 
 SPECS        = $(sort $(wildcard test/specs/*.spec))
 ISOLATION    = $(patsubst test/specs/%.spec,%,$(SPECS))
-ISOLATION_OPTS = --inputdir=test \
+ISOLATION_OPTS = --inputdir=test --outputdir=. \
                --temp-instance=test/tmp_isolation --temp-config=test/presence.conf
 
 PG_CONFIG   ?= pg_config

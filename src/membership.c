@@ -185,8 +185,15 @@ presence_touch(PG_FUNCTION_ARGS)
 											SPI_tuptable->tupdesc, 1, &isnull));
 		stale = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 2, &isnull));
+
+		/*
+		 * Count what the write found, not what the read saw: a prune that
+		 * deleted a stale presence and committed while we waited for its
+		 * row lock leaves nothing to refresh, and the app must re-join.
+		 */
 		if (stale > 0)
-			PresenceExec(STMT_TOUCH_WRITE, values, NULL, false, 0);
+			count = (count - stale) +
+				PresenceExec(STMT_TOUCH_WRITE, values, NULL, false, 0);
 	}
 	SPI_finish();
 	PG_RETURN_INT32(count);
