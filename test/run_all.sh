@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The README's second command, and what CI runs (.ci/run): install what is
+# missing, build and install presence, run the regression and isolation suites
+# (make installcheck), then every executable test/integration/*.sh.
+# Ends with "N passed, N failed"; exits non-zero if anything failed.
+#
+# PRESENCE_TEST_PORT (default 54339) picks the integration cluster's port.
+set -euo pipefail
+# shellcheck source=test/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+LC_COLLATE=C  # sorted globs, locale-independent
+passed=0 failed=0 tmp=""
+cleanup() {
+    if [ -n "$tmp" ]; then presence_stop_cluster "$tmp/cluster"; rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# step NAME CMD... runs a step that must succeed and prints how long it took.
+step() {
+    local start=$SECONDS
+    presence_log "$1"
+    "${@:2}"
+    presence_log "$1: done in $((SECONDS - start))s"
+}
+
+# suite NAME CMD... runs one test suite, times it, counts it passed or failed.
+suite() {
+    local start=$SECONDS result=passed
+    presence_log "$1"
+    if "${@:2}"; then passed=$((passed + 1)); else failed=$((failed + 1)) result=FAILED; fi
+    presence_log "$1: $result in $((SECONDS - start))s"
+}
+
+# installcheck OTHER runs `make installcheck` in the copy as postgres with the
+# OTHER suite switched off (so one failing suite does not skip the next), and
+# prints the regression.diffs on failure (the isolation suite's is in output_iso).
+installcheck() {
+    local f
+    (cd "$tmp/src" && rm -f regression.diffs output_iso/regression.diffs &&
+        presence_run_as_pg make -s installcheck "$1=" "PG_CONFIG=$PRESENCE_PGBIN/pg_config") &&
+        return 0
+    for f in "$tmp/src/regression.diffs" "$tmp/src/output_iso/regression.diffs"; do
+        if [ -s "$f" ]; then printf '\n----- %s -----\n' "${f#"$tmp/src/"}"; cat "$f"; fi
+    done
+    return 1
+}
+
+step "dependencies" presence_ensure_deps
+step "build and install" presence_build_install
+
+# pg_regress and initdb run as postgres, which may not be able to read the
+# repo: test a copy of the work tree in a temp dir it owns.
+tmp=$(presence_mktemp)
+mkdir "$tmp/src"
+tar -C "$PRESENCE_REPO" --exclude=./.git -cf - . | tar -C "$tmp/src" -xf -
+if [ "$(id -u)" -eq 0 ]; then chown -R "$PRESENCE_OS_USER:" "$tmp/src"; fi
+
+if compgen -G "$PRESENCE_REPO/test/sql/*.sql" >/dev/null; then
+    suite "regression tests (test/sql)" installcheck ISOLATION
+fi
+if compgen -G "$PRESENCE_REPO/test/specs/*.spec" >/dev/null; then
+    suite "isolation tests (test/specs)" installcheck REGRESS
+fi
+
+# Integration tests share one cluster; each gets a fresh database of its own
+# (PGDATABASE) and PRESENCE_REPO. pg_cron runs in the database presence_cron
+# (cron.database_name), created here before the tests and empty: a test that
+# needs pg_cron connects to it and runs CREATE EXTENSION IF NOT EXISTS pg_cron.
+tests=()
+for t in "$PRESENCE_REPO"/test/integration/*.sh; do
+    if [ -f "$t" ] && [ -x "$t" ]; then tests+=("$t"); fi
+done
+if [ "${#tests[@]}" -gt 0 ]; then
+    mkdir "$tmp/cluster"
+    if [ "$(id -u)" -eq 0 ]; then chown "$PRESENCE_OS_USER:" "$tmp/cluster"; fi
+    step "integration cluster" \
+        presence_start_cluster "$tmp/cluster" "${PRESENCE_TEST_PORT:-54339}" presence_cron
+    for t in "${tests[@]}"; do
+        name=$(basename "$t" .sh)
+        db="it_${name//[^A-Za-z0-9_]/_}"
+        createdb "$db"
+        suite "integration: $name" env PGDATABASE="$db" PRESENCE_REPO="$PRESENCE_REPO" "$t"
+    done
+fi
+
+presence_log "total: ${SECONDS}s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
