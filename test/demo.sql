@@ -2,6 +2,12 @@
 -- statement).  Needs CREATE EXTENSION pg_cron; CREATE EXTENSION presence;
 
 \echo
+\echo '--- 0. Every change is announced with NOTIFY on the channel "presence".'
+\echo '---    This psql session listens, so each event is printed below the'
+\echo '---    statement that caused it ("Asynchronous notification ...").'
+LISTEN presence;
+
+\echo
 \echo '--- 1. Joining. Ann opens the lobby in two browser tabs: two channels (one'
 \echo '---    per websocket connection), one user. add() creates the room and'
 \echo '---    returns true for a new presence.'
@@ -47,7 +53,26 @@ SELECT presence.leave_all('ws.guest.1');
 SELECT channel, user_id, meta FROM presence.members('lobby');
 SELECT * FROM presence.stats('lobby');
 
--- 10. Events: LISTEN presence, join/leave and the NOTIFY payloads (to come).
+\echo
+\echo '--- 10. A connection vanishes without saying goodbye (network drop, server'
+\echo '---     restart): Bob joins, then never sends a heartbeat again.  We age'
+\echo '---     his last_seen by hand instead of waiting presence.max_age (60 s).'
+SELECT presence.add('lobby', 'ws.bob.1', 'bob');
+UPDATE presence.presences SET last_seen = now() - interval '5 minutes'
+ WHERE channel = 'ws.bob.1';
 
--- 11. Pruning: stale presences, presence.prune(), schedule_prune() with
---     pg_cron (to come).
+\echo
+\echo '--- 11. prune() deletes presences older than presence.max_age and says'
+\echo '---     how many; the room hears that Bob left.  prune_rooms() deletes'
+\echo '---     rooms nobody is in.'
+SHOW presence.max_age;
+SELECT presence.prune();
+SELECT channel, user_id FROM presence.members('lobby');
+SELECT presence.add('empty-room', 'ws.x'), presence.remove('empty-room', 'ws.x');
+SELECT presence.prune_rooms();
+
+\echo
+\echo '--- 12. In production pg_cron runs both every minute; schedule_prune()'
+\echo '---     creates (or replaces) that one job.'
+SELECT presence.schedule_prune('* * * * *') > 0 AS scheduled;
+SELECT jobname, schedule, command FROM cron.job;
