@@ -6,6 +6,11 @@
 -- schema (EXECUTE is granted per role, see the README), which run as the
 -- extension owner with a pinned search_path and fully qualified SQL.
 
+-- The schema is part of the extension: DROP EXTENSION removes it, and
+-- CREATE EXTENSION refuses to run where a schema presence already exists.
+CREATE SCHEMA presence;
+COMMENT ON SCHEMA presence IS 'rooms and live presence (extension presence)';
+
 --------------------------------------------------------------------------
 -- Tables
 --------------------------------------------------------------------------
