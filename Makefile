@@ -41,3 +41,6 @@ ISOLATION_TESTDB = presence_test
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
+
+# PGXS does not track header dependencies: every object includes presence.h.
+$(OBJS): src/presence.h

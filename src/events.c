@@ -275,7 +275,6 @@ static bool
 UserElsewhere(const char *room, const char *user_id, const char *channel)
 {
 	LOCKTAG		tag;
-	Datum		values[3];
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
 						 hash_bytes((const unsigned char *) room, strlen(room)),
@@ -283,11 +282,7 @@ UserElsewhere(const char *room, const char *user_id, const char *channel)
 						 PRESENCE_USER_LOCK_FIELD4);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 
-	values[0] = CStringGetTextDatum(room);
-	values[1] = CStringGetTextDatum(user_id);
-	values[2] = CStringGetTextDatum(channel);
-	/* Not read-only: the query takes a snapshot newer than the lock. */
-	return PresenceExec(STMT_USER_ELSEWHERE, values, NULL, false, 1) > 0;
+	return PresenceUserElsewhere(room, user_id, channel);
 }
 
 /* AppendJsonString appends str as a JSON string, or null. */
@@ -490,7 +485,6 @@ PresenceEventsSend(bool force)
 	qsort(rooms, nrooms, sizeof(RoomChanges *), CompareRooms);
 
 	initStringInfo(&buf);
-	SPI_connect();
 	for (i = 0; i < nrooms; i++)
 	{
 		bool		flag = false;
@@ -511,7 +505,6 @@ PresenceEventsSend(bool force)
 
 		Async_Notify(presence_notify_channel, buf.data);
 	}
-	SPI_finish();
 
 	MemoryContextSwitchTo(oldcxt);
 	ForgetChanges();

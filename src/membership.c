@@ -163,38 +163,35 @@ Datum
 presence_touch(PG_FUNCTION_ARGS)
 {
 	Datum		values[2];
+	TimestampTz cutoff;
 	int			count;
+	int			stale;
 
 	values[0] = PointerGetDatum(PresenceArgName(fcinfo, 0, "channel"));
 
-	SPI_connect();
 	if (presence_touch_interval_ms == 0)
-		count = PresenceExec(STMT_TOUCH_WRITE_ALL, values, NULL, false, 0);
-	else
 	{
-		TimestampTz cutoff;
-		bool		isnull;
-		int			stale;
-
-		cutoff = GetCurrentTransactionStartTimestamp() -
-			(TimestampTz) presence_touch_interval_ms * 1000;
-		values[1] = TimestampTzGetDatum(cutoff);
-
-		PresenceExec(STMT_TOUCH_READ, values, NULL, false, 0);
-		count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull));
-		stale = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 2, &isnull));
-
-		/*
-		 * Count what the write found, not what the read saw: a prune that
-		 * deleted a stale presence and committed while we waited for its
-		 * row lock leaves nothing to refresh, and the app must re-join.
-		 */
-		if (stale > 0)
-			count = (count - stale) +
-				PresenceExec(STMT_TOUCH_WRITE, values, NULL, false, 0);
+		SPI_connect();
+		count = PresenceExec(STMT_TOUCH_WRITE_ALL, values, NULL, false, 0);
+		SPI_finish();
+		PG_RETURN_INT32(count);
 	}
+
+	/* The common case: a read, no SPI, no row version. */
+	cutoff = GetCurrentTransactionStartTimestamp() -
+		(TimestampTz) presence_touch_interval_ms * 1000;
+	PresenceTouchRead(DatumGetTextPP(values[0]), cutoff, &count, &stale);
+	if (stale == 0)
+		PG_RETURN_INT32(count);
+
+	/*
+	 * Count what the write found, not what the read saw: a prune that
+	 * deleted a stale presence and committed while we waited for its row
+	 * lock leaves nothing to refresh, and the app must re-join.
+	 */
+	values[1] = TimestampTzGetDatum(cutoff);
+	SPI_connect();
+	count = (count - stale) + PresenceExec(STMT_TOUCH_WRITE, values, NULL, false, 0);
 	SPI_finish();
 	PG_RETURN_INT32(count);
 }

@@ -66,15 +66,10 @@ static const PresenceStmtDef stmt_defs[STMT_COUNT] = {
 	1, {TEXTOID}},
 
 	/*
-	 * touch(): read how many presences the channel has and whether any is
-	 * older than the cutoff; write only those.  With touch_interval 0 the
-	 * write goes straight through.
+	 * touch(): the read is a direct index scan (lookup.c); the write
+	 * refreshes only presences older than the cutoff, or all of them with
+	 * touch_interval 0.
 	 */
-	{STMT_TOUCH_READ,
-		"SELECT pg_catalog.count(*)::pg_catalog.int4,"
-		" pg_catalog.count(*) FILTER (WHERE last_seen" LT "$2)::pg_catalog.int4"
-		" FROM presence.presences WHERE channel" EQ "$1",
-	2, {TEXTOID, TIMESTAMPTZOID}},
 	{STMT_TOUCH_WRITE,
 		"UPDATE presence.presences SET last_seen = " NOW
 		" WHERE channel" EQ "$1 AND last_seen" LT "$2",
@@ -110,11 +105,6 @@ static const PresenceStmtDef stmt_defs[STMT_COUNT] = {
 		" FROM presence.presences WHERE room" EQ "$1",
 	1, {TEXTOID}},
 
-	/* Events: does the user have another connection in the room? */
-	{STMT_USER_ELSEWHERE,
-		"SELECT 1 FROM presence.presences WHERE room" EQ "$1"
-		" AND user_id" EQ "$2 AND channel OPERATOR(pg_catalog.<>) $3",
-	3, {TEXTOID, TEXTOID, TEXTOID}},
 	/* Events: what a TRUNCATE is about to remove. */
 	{STMT_ALL_PRESENCES,
 		"SELECT room, channel, user_id, meta FROM presence.presences",

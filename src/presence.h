@@ -9,6 +9,7 @@
  * membership.c    add, remove, leave_all, touch, update
  * readers.c       members, users, anonymous_count, rooms_of, stats
  * events.c        triggers that NOTIFY every change of presences
+ * lookup.c        direct index scans on the hot paths (touch, events)
  * prune.c         prune, prune_rooms
  * cron.c          schedule_prune, unschedule_prune (pg_cron)
  *
@@ -49,7 +50,6 @@ typedef enum PresenceStmt
 	STMT_PRESENCE_OWNER,
 	STMT_REMOVE,
 	STMT_LEAVE_ALL,
-	STMT_TOUCH_READ,
 	STMT_TOUCH_WRITE,
 	STMT_TOUCH_WRITE_ALL,
 	STMT_UPDATE,
@@ -58,7 +58,6 @@ typedef enum PresenceStmt
 	STMT_ANONYMOUS_COUNT,
 	STMT_ROOMS_OF,
 	STMT_STATS,
-	STMT_USER_ELSEWHERE,
 	STMT_ALL_PRESENCES,
 	STMT_PRUNE_BATCH,
 	STMT_PRUNE_ROOMS_LOCK,
@@ -70,6 +69,12 @@ typedef enum PresenceStmt
 
 extern int	PresenceExec(PresenceStmt stmt, Datum *values, const char *nulls,
 						 bool read_only, long limit);
+
+/* lookup.c */
+extern void PresenceTouchRead(text *channel, TimestampTz cutoff,
+							  int *count, int *stale);
+extern bool PresenceUserElsewhere(const char *room, const char *user_id,
+								  const char *channel);
 
 /* events.c */
 extern void PresenceEventsSend(bool force);
