@@ -1,0 +1,133 @@
+# shellcheck shell=bash
+# Helpers for the integration tests test/integration/*.sh, which source this
+# file (it is not a test: test/run_all.sh runs only executable *.sh files).
+# Each test gets PGHOST, PGPORT, PGUSER, PGDATABASE and PRESENCE_REPO from
+# test/run_all.sh; run by hand, point the PG* variables at a cluster that
+# preloads pg_cron (see test/presence.conf) and run the script.
+#
+# Sourcing this file makes a temp dir ($IT_TMP) and installs an EXIT trap
+# that stops the background processes started through it_start_listener,
+# calls the test's own it_on_exit function if it defines one, and removes
+# the temp dir.
+
+IT_NAME=$(basename "$0" .sh)
+PRESENCE_REPO=${PRESENCE_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+export PRESENCE_REPO
+# Payloads carry non-ASCII names: read and write them as UTF-8.
+export PGCLIENTENCODING=UTF8
+
+IT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/presence-it.XXXXXX")
+IT_PIDS=()
+IT_LISTENER_PID=""
+
+# it_cleanup stops our background processes and removes the temp dir.
+it_cleanup() {
+    local pid
+    if declare -F it_on_exit >/dev/null; then it_on_exit || true; fi
+    for pid in "${IT_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$IT_TMP"
+}
+trap it_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# it_log prints what the test is doing or checked.
+it_log() { printf '%s: %s\n' "$IT_NAME" "$*"; }
+
+# it_fail prints why the test failed and exits 1.
+it_fail() {
+    printf '%s: FAIL: %s\n' "$IT_NAME" "$*" >&2
+    exit 1
+}
+
+# it_psql runs psql without ~/.psqlrc, stopping at the first error.
+it_psql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# it_value SQL prints the single value SQL returns (unaligned, no header).
+it_value() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+# it_ensure_build_deps installs the C compiler and libpq's headers and
+# library (Debian: gcc, libpq-dev) when missing; PGXS builds already need
+# them (postgresql-server-dev-15 depends on libpq-dev).
+it_ensure_build_deps() {
+    local pkg missing=()
+    command -v dpkg >/dev/null || return 0
+    for pkg in gcc libpq-dev; do
+        dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' ||
+            missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    it_log "installing ${missing[*]}"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null
+    else
+        sudo apt-get update >/dev/null &&
+            sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null
+    fi || it_fail "could not install ${missing[*]}"
+}
+
+# it_build_listen compiles test/tools/presence_listen.c into the temp dir and
+# sets PRESENCE_LISTEN to it, unless PRESENCE_LISTEN already names a binary.
+it_build_listen() {
+    local inc
+    if [ -n "${PRESENCE_LISTEN:-}" ] && [ -x "$PRESENCE_LISTEN" ]; then return 0; fi
+    it_ensure_build_deps
+    inc=$(pg_config --includedir 2>/dev/null) || inc=/usr/include/postgresql
+    gcc -O2 -Wall -Wextra -Werror -I"$inc" -o "$IT_TMP/presence_listen" \
+        "$PRESENCE_REPO/test/tools/presence_listen.c" -lpq ||
+        it_fail "could not build test/tools/presence_listen.c"
+    PRESENCE_LISTEN=$IT_TMP/presence_listen
+}
+
+# it_start_listener OUT CHANNEL SECONDS [COUNT] starts presence_listen in the
+# background on a connection of its own, payloads to OUT and messages to
+# OUT.err, and returns once its LISTEN is in effect (IT_LISTENER_PID).
+it_start_listener() {
+    local out=$1 i
+    shift
+    it_build_listen
+    "$PRESENCE_LISTEN" listen "$@" >"$out" 2>"$out.err" &
+    IT_LISTENER_PID=$!
+    IT_PIDS+=("$IT_LISTENER_PID")
+    for ((i = 0; i < 100; i++)); do
+        grep -q 'listening on' "$out.err" && return 0
+        kill -0 "$IT_LISTENER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$out.err" >&2
+    it_fail "the listener did not start listening"
+}
+
+# it_wait_listener OUT waits for the listener started with OUT to exit;
+# returns non-zero (after printing its messages) if it timed out before its
+# COUNT or could not run.
+it_wait_listener() {
+    local rc=0 pid keep=()
+    wait "$IT_LISTENER_PID" || rc=$?
+    for pid in "${IT_PIDS[@]}"; do
+        if [ "$pid" != "$IT_LISTENER_PID" ]; then keep+=("$pid"); fi
+    done
+    IT_PIDS=("${keep[@]}")
+    if [ "$rc" -ne 0 ]; then
+        cat "$1.err" >&2
+        return 1
+    fi
+}
+
+# it_check_json FILE fails unless every line of FILE is one valid JSON value.
+it_check_json() {
+    python3 -c '
+import json, sys
+bad = 0
+for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    try:
+        json.loads(line)
+    except ValueError as e:
+        print("line %d is not valid JSON (%s): %r" % (n, e, line), file=sys.stderr)
+        bad += 1
+sys.exit(1 if bad else 0)
+' "$1" || it_fail "$1 holds payloads that are not valid JSON"
+}
