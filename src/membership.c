@@ -95,16 +95,15 @@ presence_add(PG_FUNCTION_ARGS)
 			bool		isnull;
 			Datum		owner = SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull);
-			char	   *owner_str = isnull ? "NULL (anonymous)" :
-				quote_literal_cstr(TextDatumGetCString(owner));
-			char	   *user_str = user_id == NULL ? "NULL (anonymous)" :
-				quote_literal_cstr(text_to_cstring(user_id));
+			char	   *owner_str = isnull ? pstrdup("NULL (anonymous)") :
+				psprintf("\"%s\"", TextDatumGetCString(owner));
+			char	   *user_str = user_id == NULL ? pstrdup("NULL (anonymous)") :
+				psprintf("\"%s\"", text_to_cstring(user_id));
 
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("channel %s is already in room %s as another user",
-							quote_literal_cstr(text_to_cstring(channel)),
-							quote_literal_cstr(text_to_cstring(room))),
+					 errmsg("channel \"%s\" is already in room \"%s\" as another user",
+							text_to_cstring(channel), text_to_cstring(room)),
 					 errdetail("The presence belongs to user_id %s, not %s.",
 							   owner_str, user_str),
 					 errhint("A channel joins a room as one user; call presence.remove() first to join as another.")));

@@ -5,8 +5,9 @@
  *		the presence.* settings.
  *
  * The library is loaded on first use of any presence function; it does not
- * need shared_preload_libraries.  All settings are PGC_USERSET, so they can
- * be set per session, with ALTER ROLE ... SET and ALTER DATABASE ... SET.
+ * need shared_preload_libraries.  max_age and touch_interval are PGC_USERSET:
+ * any session, ALTER ROLE ... SET and ALTER DATABASE ... SET.  notify and
+ * notify_channel are PGC_SUSET (see below).
  *
  *-------------------------------------------------------------------------
  */
@@ -33,7 +34,12 @@ int			presence_max_age_s = 60;
  */
 int			presence_touch_interval_ms = 1000;
 
-/* presence.notify: send change events at all. */
+/*
+ * presence.notify: send change events at all.  Superuser-only (PGC_SUSET),
+ * like presence.notify_channel: a role that may only call the API must not
+ * be able to make changes nobody hears about.  PostgreSQL 15 can delegate
+ * with GRANT SET ON PARAMETER presence.notify TO some_admin.
+ */
 bool		presence_notify = true;
 
 /* presence.notify_channel: the channel events are sent on. */
@@ -86,7 +92,7 @@ _PG_init(void)
 							 NULL,
 							 &presence_notify,
 							 true,
-							 PGC_USERSET,
+							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
 
@@ -95,7 +101,7 @@ _PG_init(void)
 							   NULL,
 							   &presence_notify_channel,
 							   "presence",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   CheckNotifyChannel, NULL, NULL);
 

@@ -105,6 +105,10 @@ UPDATE presence.presences SET last_seen = now() + interval '1 year';
 DELETE FROM presence.presences;
 DELETE FROM presence.rooms;
 TRUNCATE presence.presences;
+-- Nor can it silence or divert the events of its changes: presence.notify
+-- and presence.notify_channel are superuser settings.
+SET presence.notify = off;
+SET presence.notify_channel = 'elsewhere';
 RESET ROLE;
 SELECT t.tab, p.priv,
        has_table_privilege('regress_presence_app', t.tab, p.priv) AS granted
