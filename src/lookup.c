@@ -9,8 +9,8 @@
  * Both only read, through an index whose leading columns are the keys, so
  * there is no plan to choose; writes always go through SPI (plans.c), so
  * that constraints, triggers and cascades run as for any other statement.
- * Relations are found by name in schema presence on each call (syscache
- * hits), so a DROP and CREATE EXTENSION needs nothing special.
+ * Relations are found by name in schema presence and their OIDs cached
+ * until the catalogs change.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,31 +25,83 @@
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-/* PresenceRelid returns the OID of relation relname in schema presence. */
-static Oid
-PresenceRelid(const char *relname)
+/*
+ * OIDs and attribute numbers, looked up by name on first use and forgotten
+ * whenever any pg_class or pg_namespace entry changes (a DROP and CREATE
+ * EXTENSION among others), so they are never stale.
+ */
+typedef struct PresenceCatalog
 {
-	Oid			relid = get_relname_relid(relname,
-										  get_namespace_oid("presence", false));
+	bool		valid;
+	Oid			presences;
+	Oid			channel_idx;
+	Oid			room_user_idx;
+	AttrNumber	channel_att;
+	AttrNumber	last_seen_att;
+} PresenceCatalog;
+
+static PresenceCatalog catalog;
+static bool callback_registered = false;
+
+/* ForgetCatalog is the syscache callback that drops the cached OIDs. */
+static void
+ForgetCatalog(Datum arg, int cacheid, uint32 hashvalue)
+{
+	catalog.valid = false;
+}
+
+/* RelidIn returns the OID of relation relname in schema nsp, or errors. */
+static Oid
+RelidIn(const char *relname, Oid nsp)
+{
+	Oid			relid = get_relname_relid(relname, nsp);
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "presence: relation presence.%s does not exist", relname);
 	return relid;
 }
 
-/* AttNum returns the attribute number of column attname of rel. */
+/* AttNumOf returns the attribute number of column attname of relid. */
 static AttrNumber
-AttNum(Relation rel, const char *attname)
+AttNumOf(Oid relid, const char *attname)
 {
-	AttrNumber	attno = get_attnum(RelationGetRelid(rel), attname);
+	AttrNumber	attno = get_attnum(relid, attname);
 
 	if (attno == InvalidAttrNumber)
 		elog(ERROR, "presence: column presence.presences.%s does not exist", attname);
 	return attno;
+}
+
+/* Catalog returns the OIDs the scans need, looking them up if needed. */
+static PresenceCatalog *
+Catalog(void)
+{
+	Oid			nsp;
+
+	if (catalog.valid)
+		return &catalog;
+
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(RELOID, ForgetCatalog, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, ForgetCatalog, (Datum) 0);
+		callback_registered = true;
+	}
+
+	nsp = get_namespace_oid("presence", false);
+	catalog.presences = RelidIn("presences", nsp);
+	catalog.channel_idx = RelidIn("presences_channel_idx", nsp);
+	catalog.room_user_idx = RelidIn("presences_room_user_idx", nsp);
+	catalog.channel_att = AttNumOf(catalog.presences, "channel");
+	catalog.last_seen_att = AttNumOf(catalog.presences, "last_seen");
+	catalog.valid = true;
+	return &catalog;
 }
 
 /* InitTextKey sets up key to match index column attno against value. */
@@ -67,9 +119,10 @@ InitTextKey(ScanKey key, Relation index, AttrNumber attno, Datum value)
 void
 PresenceTouchRead(text *channel, TimestampTz cutoff, int *count, int *stale)
 {
-	Relation	rel = table_open(PresenceRelid("presences"), AccessShareLock);
-	Relation	index = index_open(PresenceRelid("presences_channel_idx"), AccessShareLock);
-	AttrNumber	last_seen = AttNum(rel, "last_seen");
+	PresenceCatalog *cat = Catalog();
+	AttrNumber	last_seen = cat->last_seen_att;
+	Relation	rel = table_open(cat->presences, AccessShareLock);
+	Relation	index = index_open(cat->channel_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	IndexScanDesc scan;
 	ScanKeyData key;
@@ -103,9 +156,10 @@ PresenceTouchRead(text *channel, TimestampTz cutoff, int *count, int *stale)
 bool
 PresenceUserElsewhere(const char *room, const char *user_id, const char *channel)
 {
-	Relation	rel = table_open(PresenceRelid("presences"), AccessShareLock);
-	Relation	index = index_open(PresenceRelid("presences_room_user_idx"), AccessShareLock);
-	AttrNumber	channel_att = AttNum(rel, "channel");
+	PresenceCatalog *cat = Catalog();
+	AttrNumber	channel_att = cat->channel_att;
+	Relation	rel = table_open(cat->presences, AccessShareLock);
+	Relation	index = index_open(cat->room_user_idx, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	IndexScanDesc scan;
 	ScanKeyData keys[2];

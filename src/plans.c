@@ -6,13 +6,18 @@
  *
  * The SQL is written so that no caller's search_path can change what it
  * means: tables are schema-qualified, and operators and functions are
- * pg_catalog's, spelled out.  The plan cache re-plans a kept statement when
+ * pg_catalog's, spelled out.  On top of that, every statement is prepared
+ * and run with search_path pinned to pg_catalog alone (an override search
+ * path), whatever the calling function's settings: the membership functions,
+ * the hot paths, pin it here rather than with a SET clause, whose per-call
+ * settings work would cost more than touch() itself.  The plan cache re-plans a kept statement when
  * the tables behind it change (DROP and CREATE EXTENSION included).
  *
  *-------------------------------------------------------------------------
  */
 #include "presence.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 
 /* Shorthands that keep the statements below readable. */
@@ -198,9 +203,13 @@ int
 PresenceExec(PresenceStmt stmt, Datum *values, const char *nulls,
 			 bool read_only, long limit)
 {
+	OverrideSearchPath pinned = {NIL, true, false, 0};
 	int			rc;
 
+	/* Popped below, or by the (sub)transaction abort on error. */
+	PushOverrideSearchPath(&pinned);
 	rc = SPI_execute_plan(PresencePlan(stmt), values, nulls, read_only, limit);
+	PopOverrideSearchPath();
 	if (rc < 0)
 		elog(ERROR, "presence: \"%s\" failed: %s",
 			 stmt_defs[stmt].sql, SPI_result_code_string(rc));
