@@ -1,0 +1,2 @@
+\set i random(1, :presences)
+SELECT presence.touch('ch' || :i);
