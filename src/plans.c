@@ -117,20 +117,23 @@ static const PresenceStmtDef stmt_defs[STMT_COUNT] = {
 
 	/*
 	 * prune(): one batch.  Victims are taken in primary key order after the
-	 * key ($1, $2) and locked, skipping rows other transactions hold; the
-	 * result is one row with the number deleted, the number locked and the
-	 * key to resume after, or no row when nothing was left.
+	 * key ($1, $2) and locked, skipping rows other transactions hold, then
+	 * deleted by their ctid (a TID scan: a join on the key made the planner
+	 * hash the whole table for every batch).  The result is one row with the
+	 * number deleted, the number locked and the key to resume after, or no
+	 * row when nothing was left.
 	 */
 	{STMT_PRUNE_BATCH,
 		"WITH victims AS MATERIALIZED ("
-		"  SELECT room, channel FROM presence.presences"
+		"  SELECT ctid AS tid, room, channel FROM presence.presences"
 		"  WHERE ROW(room, channel) OPERATOR(pg_catalog.>) ROW($1, $2)"
 		"  AND last_seen" LT "$3"
 		"  ORDER BY room, channel LIMIT $4"
 		"  FOR UPDATE SKIP LOCKED),"
 		" gone AS ("
-		"  DELETE FROM presence.presences p USING victims v"
-		"  WHERE p.room" EQ "v.room AND p.channel" EQ "v.channel"
+		"  DELETE FROM presence.presences"
+		"  WHERE ctid" EQ "ANY (ARRAY(SELECT tid FROM victims))"
+		"  AND last_seen" LT "$3"
 		"  RETURNING 1)"
 		" SELECT (SELECT pg_catalog.count(*) FROM gone),"
 		" (SELECT pg_catalog.count(*) FROM victims)::pg_catalog.int4,"
