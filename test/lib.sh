@@ -35,7 +35,7 @@ presence_run_as_pg() {
 # presence_ensure_deps installs the build and test dependencies that are missing.
 presence_ensure_deps() {
     local pkg missing=()
-    for pkg in postgresql-server-dev-15 postgresql-15-cron libpq-dev libipc-run-perl make gcc; do
+    for pkg in postgresql-server-dev-15 postgresql-15-cron libpq-dev libipc-run-perl make gcc python3-psycopg2; do
         case $(dpkg -s "$pkg" 2>/dev/null) in
             *"Status: install ok installed"*) ;;
             *) missing+=("$pkg") ;;
