@@ -1,0 +1,1 @@
+"""Tests of channels_presence against a real PostgreSQL with the extension."""
