@@ -77,6 +77,16 @@ SELECT 'r' || (i % 300 + 1), 'c' || i,
        now() - CASE WHEN i % 10 = 0 THEN interval '1 second' ELSE interval '1 hour' END
 FROM generate_series(1, 25000) i;
 RESET presence.notify;
+
+-- Cancelled midway (here by statement_timeout; pg_cancel_backend is the
+-- same), a prune deletes nothing: it is one transaction.
+\set VERBOSITY terse
+SET statement_timeout = '5ms';
+SELECT presence.prune('1 minute');
+RESET statement_timeout;
+\set VERBOSITY default
+SELECT count(*) AS all_still_there FROM presence.presences WHERE room LIKE 'r%';
+
 SELECT presence.prune('1 minute');
 SELECT count(*) AS fresh_left, count(DISTINCT room) AS rooms FROM presence.presences WHERE room LIKE 'r%';
 SELECT presence.prune('0');
