@@ -49,8 +49,20 @@ psql -X -q -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_c
 q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 q -f "$bench_dir/setup.sql" -v presences="$presences" >/dev/null
 
+# drained: wait (60 s at most) until listeners have read the queued events
+# (to within a few pages: the queue tail moves in steps),
+# so that a slow listener's backlog does not eat into the next measurement.
+drained() {
+    local i
+    for ((i = 0; i < 600; i++)); do
+        [ "$(q -c 'SELECT pg_notification_queue_usage() < 0.00001')" = t ] && return 0
+        sleep 0.1
+    done
+}
+
 # tps SCRIPT CLIENTS [PGOPTIONS]: pgbench throughput of SCRIPT, -M prepared.
 tps() {
+    drained
     PGOPTIONS="${3-}" pgbench -n -M prepared -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$secs" \
         -D presences="$presences" -f "$bench_dir/$1" 2>&1 | tee -a "$out/pgbench.log" |
         sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
@@ -91,7 +103,7 @@ pair "touch that writes vs bare UPDATE by key" \
 # and each commit signals it.
 pair "add + remove (events on, no listener) vs bare INSERT + DELETE" \
     add_remove.sql "" bare_insert_delete.sql ""
-"$listen_tool" listen presence 100000 >/dev/null 2>&1 &
+"$listen_tool" listen presence 3600 >/dev/null 2>&1 &
 listener=$!
 pair "add + remove (events on, 1 listener) vs bare INSERT + DELETE" \
     add_remove.sql "" bare_insert_delete.sql ""

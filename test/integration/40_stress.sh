@@ -17,22 +17,8 @@ set -euo pipefail
 
 PY=/usr/bin/python3
 
-# ensure_psycopg2 installs Debian's python3-psycopg2 when /usr/bin/python3
-# cannot import psycopg2.
-ensure_psycopg2() {
-    "$PY" -c 'import psycopg2' 2>/dev/null && return 0
-    it_log "installing python3-psycopg2"
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get update >/dev/null &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y python3-psycopg2 >/dev/null
-    else
-        sudo apt-get update >/dev/null &&
-            sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-psycopg2 >/dev/null
-    fi || it_fail "could not install python3-psycopg2"
-    "$PY" -c 'import psycopg2' || it_fail "$PY still cannot import psycopg2"
-}
 
-ensure_psycopg2
+it_ensure_psycopg2
 it_psql -c 'CREATE EXTENSION presence'
 it_log "running test/stress/stress.py for ${PRESENCE_STRESS_SECONDS:-45} s"
 "$PY" "$PRESENCE_REPO/test/stress/stress.py" || it_fail "stress.py found problems (above)"

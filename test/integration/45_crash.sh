@@ -24,20 +24,6 @@ PGBIN=/usr/lib/postgresql/15/bin
 crashed=false
 datadir="" owner="" logfile=""
 
-# ensure_psycopg2 installs Debian's python3-psycopg2 when /usr/bin/python3
-# cannot import psycopg2.
-ensure_psycopg2() {
-    "$PY" -c 'import psycopg2' 2>/dev/null && return 0
-    it_log "installing python3-psycopg2"
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get update >/dev/null &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y python3-psycopg2 >/dev/null
-    else
-        sudo apt-get update >/dev/null &&
-            sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-psycopg2 >/dev/null
-    fi || it_fail "could not install python3-psycopg2"
-    "$PY" -c 'import psycopg2' || it_fail "$PY still cannot import psycopg2"
-}
 
 # as_owner runs a command as the OS user that owns the data directory, from
 # a directory that user can read.
@@ -63,7 +49,7 @@ it_on_exit() {
     fi
 }
 
-ensure_psycopg2
+it_ensure_psycopg2
 it_psql -c 'CREATE EXTENSION presence'
 
 # Where the cluster lives and how it runs, to restart it the same way.

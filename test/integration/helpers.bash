@@ -48,13 +48,12 @@ it_psql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 # it_value SQL prints the single value SQL returns (unaligned, no header).
 it_value() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
-# it_ensure_build_deps installs the C compiler and libpq's headers and
-# library (Debian: gcc, libpq-dev) when missing; PGXS builds already need
-# them (postgresql-server-dev-15 depends on libpq-dev).
-it_ensure_build_deps() {
+# it_apt_install PKG... installs Debian packages that are missing (with sudo
+# when not root), or fails the test.
+it_apt_install() {
     local pkg missing=()
     command -v dpkg >/dev/null || return 0
-    for pkg in gcc libpq-dev; do
+    for pkg in "$@"; do
         dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' ||
             missing+=("$pkg")
     done
@@ -67,6 +66,19 @@ it_ensure_build_deps() {
         sudo apt-get update >/dev/null &&
             sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null
     fi || it_fail "could not install ${missing[*]}"
+}
+
+# it_ensure_build_deps installs the C compiler and libpq's headers and
+# library (Debian: gcc, libpq-dev) when missing; PGXS builds already need
+# them (postgresql-server-dev-15 depends on libpq-dev).
+it_ensure_build_deps() { it_apt_install gcc libpq-dev; }
+
+# it_ensure_psycopg2 makes psycopg2 importable by /usr/bin/python3 (Debian's
+# python3-psycopg2; the python3 first on PATH does not see Debian's packages).
+it_ensure_psycopg2() {
+    /usr/bin/python3 -c 'import psycopg2' 2>/dev/null && return 0
+    it_apt_install python3-psycopg2
+    /usr/bin/python3 -c 'import psycopg2' || it_fail "/usr/bin/python3 still cannot import psycopg2"
 }
 
 # it_build_listen compiles test/tools/presence_listen.c into the temp dir and
