@@ -57,6 +57,15 @@
  */
 #define PRESENCE_USER_LOCK_FIELD4 0x5052
 
+/*
+ * Only a statement that changes at most this many rooms takes those locks
+ * (every API call but a leave_all of a channel in very many rooms): each is
+ * held to commit, and a prune or bulk DELETE of thousands of rooms would
+ * exhaust the shared lock table.  Larger sends compute the flags without
+ * the lock, exact for one writer at a time.
+ */
+#define USER_LOCK_MAX_ROOMS 16
+
 typedef enum ChangeKind
 {
 	CHANGE_ADDED,
@@ -84,6 +93,10 @@ static HTAB *changes = NULL;
 
 /* > 0 while prune() keeps events for the end of its run. */
 static int	defer_depth = 0;
+
+/* The subtransactions in which the table and the deferral began. */
+static SubTransactionId changes_subid = InvalidSubTransactionId;
+static SubTransactionId defer_subid = InvalidSubTransactionId;
 
 static bool callbacks_registered = false;
 
@@ -114,11 +127,10 @@ ForgetChanges(void)
 }
 
 /*
- * EventsXactCallback forgets recorded changes when the transaction ends
- * (its memory goes with TopTransactionContext) and after a rolled-back
- * subtransaction, whose changes never happened.  Changes are sent at the
- * end of the statement that made them, so in practice nothing is pending
- * at these points unless a statement failed.
+ * EventsXactCallback forgets recorded changes and any deferral when the
+ * transaction ends (the memory goes with TopTransactionContext).  Changes
+ * are sent at the end of the statement that made them, so nothing is
+ * pending here unless a statement or a prune failed.
  */
 static void
 EventsXactCallback(XactEvent event, void *arg)
@@ -129,15 +141,32 @@ EventsXactCallback(XactEvent event, void *arg)
 	defer_depth = 0;
 }
 
+/*
+ * EventsSubXactCallback forgets, when a subtransaction rolls back, the
+ * changes recorded and the deferral begun inside it; those of enclosing
+ * levels stay.
+ */
 static void
 EventsSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	if (changes != NULL && changes_subid >= mySubid)
 		ForgetChanges();
+	if (defer_depth > 0 && defer_subid >= mySubid)
 		defer_depth = 0;
-	}
+}
+
+/* RegisterCallbacks makes sure the callbacks above are registered. */
+static void
+RegisterCallbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	RegisterXactCallback(EventsXactCallback, NULL);
+	RegisterSubXactCallback(EventsSubXactCallback, NULL);
+	callbacks_registered = true;
 }
 
 /* ChangesTable returns the table of pending changes, creating it if needed. */
@@ -149,13 +178,8 @@ ChangesTable(void)
 	if (changes != NULL)
 		return changes;
 
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(EventsXactCallback, NULL);
-		RegisterSubXactCallback(EventsSubXactCallback, NULL);
-		callbacks_registered = true;
-	}
-
+	RegisterCallbacks();
+	changes_subid = GetCurrentSubTransactionId();
 	changes_cxt = AllocSetContextCreate(TopTransactionContext,
 										"presence pending events",
 										ALLOCSET_DEFAULT_SIZES);
@@ -267,20 +291,24 @@ CompareRooms(const void *a, const void *b)
 
 /*
  * UserElsewhere tells whether user_id has a presence in room other than
- * channel, after taking the (room, user) lock that orders this check with
- * the same check in concurrent transactions: whoever gets the lock second
- * waits for the first to commit and then sees its change.
+ * channel.  With lock, it first takes the (room, user) lock that orders this
+ * check with the same check in concurrent transactions: whoever gets the
+ * lock second waits for the first to commit and then sees its change.
  */
 static bool
-UserElsewhere(const char *room, const char *user_id, const char *channel)
+UserElsewhere(const char *room, const char *user_id, const char *channel,
+			  bool lock)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-						 hash_bytes((const unsigned char *) room, strlen(room)),
-						 hash_bytes((const unsigned char *) user_id, strlen(user_id)),
-						 PRESENCE_USER_LOCK_FIELD4);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	if (lock)
+	{
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+							 hash_bytes((const unsigned char *) room, strlen(room)),
+							 hash_bytes((const unsigned char *) user_id, strlen(user_id)),
+							 PRESENCE_USER_LOCK_FIELD4);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
 
 	return PresenceUserElsewhere(room, user_id, channel);
 }
@@ -494,7 +522,8 @@ PresenceEventsSend(bool force)
 			continue;
 		if (rc->added + rc->removed + rc->updated == 1 &&
 			rc->kind != CHANGE_UPDATED && rc->user_id != NULL)
-			flag = !UserElsewhere(rc->room, rc->user_id, rc->channel);
+			flag = !UserElsewhere(rc->room, rc->user_id, rc->channel,
+								  nrooms <= USER_LOCK_MAX_ROOMS);
 
 		BuildPayload(&buf, rc, true, flag);
 		if (buf.len >= NOTIFY_PAYLOAD_LIMIT)
@@ -514,7 +543,9 @@ PresenceEventsSend(bool force)
 void
 PresenceEventsDefer(void)
 {
-	defer_depth++;
+	RegisterCallbacks();
+	if (defer_depth++ == 0)
+		defer_subid = GetCurrentSubTransactionId();
 }
 
 /* PresenceEventsResume ends a PresenceEventsDefer and sends what is pending. */
