@@ -4,11 +4,13 @@
 # Sourced, not executed; the caller sets `set -euo pipefail`.
 
 PRESENCE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PRESENCE_PGBIN=/usr/lib/postgresql/15/bin
+# PRESENCE_PGBIN picks the PostgreSQL installation to build against and test
+# with (default: Debian's PostgreSQL 15); any relocatable copy of one works.
+PRESENCE_PGBIN=${PRESENCE_PGBIN:-/usr/lib/postgresql/15/bin}
 PRESENCE_OS_USER=postgres
 # Debian's /usr/bin wrappers pick a version by themselves; use 15 explicitly.
 export PATH="$PRESENCE_PGBIN:$PATH"
-export PRESENCE_REPO
+export PRESENCE_REPO PRESENCE_PGBIN
 
 # presence_log prints a progress line to stderr.
 presence_log() { printf '==> %s\n' "$*" >&2; }
@@ -44,7 +46,7 @@ presence_ensure_deps() {
     if [ "${#missing[@]}" -gt 0 ]; then
         presence_log "installing ${missing[*]}"
         presence_root apt-get update
-        presence_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+        presence_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=600 "${missing[@]}"
     fi
     [ -x "$PRESENCE_PGBIN/pg_ctl" ] || presence_die "PostgreSQL 15 server not found in $PRESENCE_PGBIN"
 }

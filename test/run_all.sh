@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The README's second command, and what CI runs (.ci/run): install what is
 # missing, build and install presence, run the regression and isolation suites
-# (make installcheck), then every executable test/integration/*.sh.
+# (make installcheck), then every executable test/integration/*.sh.  With
+# --all, the slower suites of test/slow/*.sh run after them (same conventions
+# as test/integration).  A NAME argument runs only the integration and slow
+# suites whose file name contains NAME (the regression and isolation suites
+# still run).
 # Ends with "N passed, N failed"; exits non-zero if anything failed.
 #
 # PRESENCE_TEST_PORT (default 54339) picks the integration cluster's port.
@@ -10,6 +14,15 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 LC_COLLATE=C  # sorted globs, locale-independent
+dirs=(integration) only=""
+for arg in "$@"; do
+    case $arg in
+        --all) dirs=(integration slow) ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -*) presence_die "unknown option $arg (see --help)" ;;
+        *) only=$arg ;;
+    esac
+done
 passed=0 failed=0 tmp=""
 cleanup() {
     if [ -n "$tmp" ]; then presence_stop_cluster "$tmp/cluster"; rm -rf "$tmp"; fi
@@ -69,8 +82,11 @@ fi
 # (cron.database_name), created here before the tests and empty: a test that
 # needs pg_cron connects to it and runs CREATE EXTENSION IF NOT EXISTS pg_cron.
 tests=()
-for t in "$PRESENCE_REPO"/test/integration/*.sh; do
-    if [ -f "$t" ] && [ -x "$t" ]; then tests+=("$t"); fi
+for d in "${dirs[@]}"; do
+    for t in "$PRESENCE_REPO/test/$d"/*.sh; do
+        case $(basename "$t") in *"$only"*) ;; *) continue ;; esac
+        if [ -f "$t" ] && [ -x "$t" ]; then tests+=("$t"); fi
+    done
 done
 if [ "${#tests[@]}" -gt 0 ]; then
     mkdir "$tmp/cluster"
@@ -81,7 +97,7 @@ if [ "${#tests[@]}" -gt 0 ]; then
         name=$(basename "$t" .sh)
         db="it_${name//[^A-Za-z0-9_]/_}"
         createdb "$db"
-        suite "integration: $name" env PGDATABASE="$db" PRESENCE_REPO="$PRESENCE_REPO" "$t"
+        suite "$(basename "$(dirname "$t")"): $name" env PGDATABASE="$db" PRESENCE_REPO="$PRESENCE_REPO" "$t"
     done
 fi
 

@@ -37,7 +37,7 @@ die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (the server runs as the OS user postgres)"
 command -v valgrind >/dev/null || {
     log "installing valgrind"
-    apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y valgrind >/dev/null
+    apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=600 valgrind >/dev/null
 } || die "valgrind is missing and could not be installed"
 [ -f "$(pg_config --pkglibdir)/presence.so" ] || die "presence.so is not installed: make install first"
 

@@ -61,10 +61,10 @@ it_apt_install() {
     it_log "installing ${missing[*]}"
     if [ "$(id -u)" -eq 0 ]; then
         apt-get update >/dev/null &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
     else
         sudo apt-get update >/dev/null &&
-            sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null
+            sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
     fi || it_fail "could not install ${missing[*]}"
 }
 
@@ -142,4 +142,14 @@ for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
         bad += 1
 sys.exit(1 if bad else 0)
 ' "$1" || it_fail "$1 holds payloads that are not valid JSON"
+}
+
+# it_free_port prints a TCP port on 127.0.0.1 that nothing listens on now.
+# Tests that start servers of their own (pgbouncer, redis, standbys) take
+# their ports from here, never hard-coded, so that runs can share a machine.
+it_free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
