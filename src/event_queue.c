@@ -49,6 +49,8 @@
 #include "storage/shmem.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "funcapi.h"
+#include "utils/tuplestore.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -643,4 +645,40 @@ presence_flush_events(PG_FUNCTION_ARGS)
 	target = slot->dboid != MyDatabaseId || slot->sent_upto >= target;
 	LWLockRelease(slot->lock);
 	PG_RETURN_BOOL(target);
+}
+
+PG_FUNCTION_INFO_V1(presence_queue_status);
+
+/*
+ * presence_queue_status returns one row per database slot of the worker
+ * transport: the database, its worker's pid (NULL: none running), the bytes
+ * of events queued for the worker to read, and the bytes not yet sent.  No
+ * rows without preload.
+ */
+Datum
+presence_queue_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (event_shared == NULL)
+		return (Datum) 0;
+	for (int i = 0; i < event_shared->nslots; i++)
+	{
+		EventSlot  *slot = &event_shared->slots[i];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		LWLockAcquire(slot->lock, LW_SHARED);
+		values[0] = ObjectIdGetDatum(slot->dboid);
+		values[1] = Int32GetDatum(slot->worker_pid);
+		nulls[1] = slot->worker_pid == 0;
+		values[2] = Int64GetDatum((int64) (slot->head - slot->tail));
+		values[3] = Int64GetDatum((int64) (slot->head - slot->sent_upto));
+		LWLockRelease(slot->lock);
+		if (!OidIsValid(DatumGetObjectId(values[0])))
+			continue;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
