@@ -42,6 +42,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -349,6 +350,16 @@ SendBatch(void)
 						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		initStringInfo(&buf);
 		PushActiveSnapshot(GetTransactionSnapshot());
+
+		/*
+		 * After NOTIFY refused: a full queue frees space only when its tail
+		 * advances, which PostgreSQL does when a notifying transaction
+		 * crosses a page boundary (none can, the queue being full) or when
+		 * the queue's usage is asked for.  Ask, so that the space a stuck
+		 * listener held comes back once it is gone.
+		 */
+		if (stalled)
+			(void) DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0);
 		dlist_foreach(it, &held)
 		{
 			LocalEvent *e = dlist_container(LocalEvent, node, it.cur);
@@ -397,6 +408,8 @@ SendResync(void)
 	PG_TRY();
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
+		if (stalled)			/* see SendBatch */
+			(void) DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0);
 		if (OidIsValid(get_extension_oid("presence", true)))
 		{
 			StringInfoData buf;
