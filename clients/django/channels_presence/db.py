@@ -73,8 +73,8 @@ def supports_origin(using):
     if not supported:
         log.error("presence: the installed extension has no presence.origin setting: changes "
                   "made here cannot be told from changes made elsewhere, so the listener "
-                  "signals only changes it cannot attribute to this process; upgrade the "
-                  "extension (ALTER EXTENSION presence UPDATE)")
+                  "signals them a second time; upgrade the extension "
+                  "(ALTER EXTENSION presence UPDATE)")
     with _support_lock:
         _support[using] = supported
     return supported

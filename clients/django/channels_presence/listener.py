@@ -57,6 +57,7 @@ KEY_REFRESH = 1.0       # at most one presence.event_key() per second
 
 _lock = threading.Lock()
 _current = None
+_warned_unsigned = False
 
 
 def listen_aliases():
@@ -200,11 +201,12 @@ class Source:
                         "SELECT pg_catalog.current_setting('presence.sign_events', true)")
             sign = cur.fetchone()[0]
         if sign is None:
-            if not self.listener.warned_unsigned:
+            global _warned_unsigned
+            if not _warned_unsigned:
                 log.error("presence: the installed extension does not sign its events "
                           "(no presence.sign_events): forged events cannot be told from real "
                           "ones; upgrade it (ALTER EXTENSION presence UPDATE)")
-                self.listener.warned_unsigned = True
+                _warned_unsigned = True
             self.signed = False
             return
         self.signed = sign == "on"
@@ -264,7 +266,6 @@ class PresenceListener:
         self.key = lock_key(self.origin)
         self.sources = [Source(self, a) for a in (aliases or listen_aliases())]
         self.ready = threading.Event()
-        self.warned_unsigned = False
         self._stopping = False
         self._thread = None
 
@@ -383,8 +384,12 @@ class PresenceListener:
         if self.loop is None:
             self._signal(event)
             return
+        if self.loop.is_closed():
+            self._stopping = True
+            return
+        coroutine = sync_to_async(self._signal)(event)
         try:
-            future = asyncio.run_coroutine_threadsafe(sync_to_async(self._signal)(event), self.loop)
+            future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
             while True:
                 try:
                     future.result(timeout=1)
@@ -394,6 +399,7 @@ class PresenceListener:
                         future.cancel()
                         raise RuntimeError("event loop closed")
         except RuntimeError:  # the loop closed: run() stops
+            coroutine.close()
             log.info("presence: the event loop closed; the listener stops")
             self._stopping = True
 
