@@ -346,7 +346,6 @@ class Room(models.Model):
 
     class Meta:
         managed = False
-        db_table = "channels_presence_room"
 
     def __str__(self):
         return self.channel_name
@@ -450,7 +449,6 @@ class Presence(models.Model):
 
     class Meta:
         managed = False
-        db_table = "channels_presence_presence"
         unique_together = [("room", "channel_name")]
 
     def __str__(self):

@@ -66,6 +66,9 @@ class ListenerTests(TransactionTestCase):
 
     def setUp(self):
         self.listeners = []
+        # A listener that an earlier test's consumers started stops with its
+        # loop; wait for it to let go of the lock.
+        self.assertTrue(wait_until(lambda: not listener_backends()), "a listener is left over")
 
     def tearDown(self):
         for lst in self.listeners:
@@ -74,9 +77,12 @@ class ListenerTests(TransactionTestCase):
             sql("DELETE FROM presence.rooms", using=alias)
         connections.close_all()
 
-    def start(self, aliases=None):
+    def start(self, aliases=None, holder=True):
         lst = listener.start_listener(aliases)
         self.listeners.append(lst)
+        if holder:
+            self.assertTrue(wait_until(lambda: len(lst.holding()) == len(lst.sources)),
+                            "the listener did not take the lock")
         return lst
 
     def test_a_change_made_elsewhere_is_signalled_once(self):
@@ -123,7 +129,7 @@ class ListenerTests(TransactionTestCase):
 
     def test_one_holder_and_failover(self):
         first = self.start()
-        second = self.start()
+        second = self.start(holder=False)
         self.assertEqual((first.holding(), second.holding()), (["default"], []))
         foreign("SELECT presence.add('room', 'before')")
         with Signals() as signals:
