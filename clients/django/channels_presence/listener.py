@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import select
 import threading
 import time
@@ -144,7 +145,8 @@ class Source:
 
     def connect(self):
         params = dict(connections[self.alias].get_connection_params())
-        params.setdefault("application_name", "channels_presence listener")
+        # Which process holds the lock shows in pg_stat_activity.
+        params["application_name"] = "channels_presence listener pid=%d" % os.getpid()
         params.update(keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
         conn = psycopg2.connect(**params)
         conn.autocommit = True

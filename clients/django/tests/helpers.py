@@ -62,7 +62,7 @@ def other_connection(using="default"):
 
 def listener_backends(using="default"):
     return [pid for (pid,) in sql(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = 'channels_presence listener' "
+        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'channels_presence listener%%' "
         "AND datname = current_database()", using=using)]
 
 
