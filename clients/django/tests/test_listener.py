@@ -131,8 +131,10 @@ class ListenerTests(TransactionTestCase):
         first = self.start()
         second = self.start(holder=False)
         self.assertEqual((first.holding(), second.holding()), (["default"], []))
-        foreign("SELECT presence.add('room', 'before')")
         with Signals() as signals:
+            foreign("SELECT presence.add('room', 'before')")
+            signals.wait(lambda c: c["added"] and c["added"].channel_name == "before")
+            del signals.calls[:]
             foreign("SELECT presence.add('room', 'c1')")
             signals.wait(lambda c: c["added"] and c["added"].channel_name == "c1")
             settle()
