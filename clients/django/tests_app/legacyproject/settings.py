@@ -91,5 +91,5 @@ CHANNELS_PRESENCE_MAX_AGE = int(os.environ.get("LOBBY_MAX_AGE", "60"))
 LOGGING = {
     "version": 1,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"channels_presence": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {"channels_presence": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
