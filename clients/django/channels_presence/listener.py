@@ -231,7 +231,8 @@ class Source:
         return out
 
     def verify(self, payload, event):
-        """True if the event is genuine and new."""
+        """True if the event is genuine and new; "stale" if genuine but too
+        old to tell from a replay; False if forged or seen before."""
         if not self.signed:
             return True
         sig = event.get("sig")
@@ -250,10 +251,17 @@ class Source:
         now = time.time()
         for old in [s for s, t in self.seen.items() if now - t > REPLAY_WINDOW]:
             del self.seen[old]
-        if sig in self.seen or event["ts"] / 1e6 < now - REPLAY_WINDOW:
+        if sig in self.seen:
             log.warning("presence: dropped a replayed event on %s: %.200s", self.alias, payload)
             return False
         self.seen[sig] = now
+        if event["ts"] / 1e6 < now - REPLAY_WINDOW:
+            # Genuine but too old to tell from a replay (a long transaction,
+            # or a replay after the window): not trusted as it is, but its
+            # room is re-read.
+            log.warning("presence: an event older than %ss on %s: its room is re-read",
+                        REPLAY_WINDOW, self.alias)
+            return "stale"
         return True
 
     def good_sig(self, message, sig):
@@ -362,6 +370,9 @@ class PresenceListener:
         if not genuine:
             return
         source.rooms.add(event["room"])
+        if genuine == "stale":
+            event = {"room": event["room"], "added": None, "removed": None, "updated": None,
+                     "bulk_change": True, "added_count": 0, "removed_count": 0}
         if event.get("origin") == self.origin:
             return  # signalled by the process that made it
         self.signal(event)

@@ -28,6 +28,10 @@ from . import db
 from .signals import presence_changed
 
 
+# As in django-channels-presence, which some projects import from here.
+channel_layer = get_channel_layer()
+
+
 def _max_age():
     return getattr(settings, "CHANNELS_PRESENCE_MAX_AGE", 60)
 
