@@ -8,7 +8,8 @@
 #     listener (election, failover, reconnect, shards, forged events);
 #  3. the test project clients/django/tests_app, written like the apps that
 #     use django-channels-presence, runs its tests against the installed
-#     package, unchanged.
+#     package, unchanged: with Django's runner, and with pytest-django and
+#     pytest-asyncio.
 # The browser test of the chat demo on two servers and redis is
 # 52_django_redis.sh; pgbouncer is 51_django_pgbouncer.sh.
 set -euo pipefail
@@ -19,7 +20,7 @@ set -euo pipefail
 started=$SECONDS
 
 chat_ensure_deps || it_fail "could not install ${CHAT_PACKAGES[*]}"
-it_apt_install python3-venv python3-setuptools python3-pip
+it_apt_install python3-venv python3-setuptools python3-pip python3-pytest-django python3-pytest-asyncio
 
 # run_tests NAME DIR CMD... runs a Django test command in DIR, prints the
 # tests that passed and fails the suite (printing the output) otherwise.
@@ -61,6 +62,15 @@ run_tests "clients/django tests" "$PRESENCE_REPO/clients/django" \
 
 run_tests "tests_app (lobby)" "$PRESENCE_REPO/clients/django/tests_app" \
     "$IT_TMP/venv/bin/python" manage.py test lobby
+# pytest-django with pytest-asyncio: a loop per test, and the test database
+# must still drop at the end (the listener follows the loops).
+if ! (cd "$PRESENCE_REPO/clients/django/tests_app" && timeout 300 "$IT_TMP/venv/bin/python" -m pytest \
+    -p pytest_django --ds=legacyproject.settings -q -p no:cacheprovider lobby/test_pytest.py) \
+    >"$IT_TMP/pytest.log" 2>&1; then
+    cat "$IT_TMP/pytest.log" >&2
+    it_fail "tests_app: pytest failed (output above)"
+fi
+it_log "tests_app with pytest-asyncio: $(tail -n 1 "$IT_TMP/pytest.log")"
 grep -q "$IT_TMP/venv" <<<"$(cd "$PRESENCE_REPO/clients/django/tests_app" &&
     "$IT_TMP/venv/bin/python" -c 'import os; os.environ["DJANGO_SETTINGS_MODULE"] = "legacyproject.settings"
 import django; django.setup(); import channels_presence; print(channels_presence.__file__)')" ||

@@ -223,6 +223,12 @@ class ListenerTests(TransactionTestCase):
         self.assertEqual(len(got), 1)
         self.assertTrue(wait_until(lambda: not lst.alive() and not listener_backends()),
                         "the listener kept its connection after its loop closed")
+        # The next loop (the next test of pytest-asyncio, say) gets a new one.
+        sql("DELETE FROM presence.rooms")
+        again = asyncio.run(server())
+        self.assertIsNot(again, lst)
+        self.assertEqual(len(got), 2)
+        self.assertTrue(wait_until(lambda: not again.alive() and not listener_backends()))
 
     def test_forwarding_to_groups_is_opt_in(self):
         layer = get_channel_layer()
