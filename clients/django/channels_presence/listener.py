@@ -56,6 +56,9 @@ RECONNECT_DELAY = 1.0   # seconds before reconnecting a lost connection
 REPLAY_WINDOW = 120.0   # seconds an event's signature is remembered
 KEY_REFRESH = 1.0       # at most one presence.event_key() per second
 
+NOT_LIBPQ = {"cursor_factory", "context", "prepare_threshold", "server_side_binding",
+             "isolation_level", "assume_role", "pool", "autocommit"}
+
 _lock = threading.Lock()
 _current = None
 _warned_unsigned = False
@@ -144,7 +147,9 @@ class Source:
     # -- connection and lock --------------------------------------------
 
     def connect(self):
-        params = dict(connections[self.alias].get_connection_params())
+        # libpq's keywords only (Django's psycopg 3 backend adds objects).
+        params = {k: v for k, v in connections[self.alias].get_connection_params().items()
+                  if isinstance(v, (str, int, float)) and k not in NOT_LIBPQ}
         # Which process holds the lock shows in pg_stat_activity.
         params["application_name"] = "channels_presence listener pid=%d" % os.getpid()
         params.update(keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
