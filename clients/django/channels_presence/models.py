@@ -65,7 +65,7 @@ def _group(method, group, channel_name):
         async_to_sync(getattr(layer, method))(group, channel_name)
 
 
-def _notify_listener(using):
+def _notify_listener():
     """Start this process's listener if it runs in an ASGI server (see
     listener.ensure_started); cheap when it runs already."""
     from .listener import ensure_started
@@ -262,14 +262,14 @@ class PresenceManager(models.Manager.from_queryset(PresenceQuerySet)):
         """touch(), returning how many presences the channel has: 0 means
         it was pruned and should join again."""
         using = db.write_alias(Presence)
-        _notify_listener(using)
+        _notify_listener()
         return db.query(using, "SELECT presence.touch(%s)", [channel_name])[0][0]
 
     def leave_all(self, channel_name):
         """Leave every room (presence.remove of each), with a presence_changed
         per room, and the rooms' channel layer groups."""
         using = db.write_alias(Presence)
-        _notify_listener(using)
+        _notify_listener()
         pairs = [tuple(r) for r in db.query(
             using, "SELECT room, channel FROM presence.presences WHERE channel = %s ORDER BY room",
             [channel_name])]
@@ -282,7 +282,7 @@ class RoomManager(models.Manager.from_queryset(RoomQuerySet)):
         channel to the room's group; presence_changed(added=...) if the
         presence is new.  Returns the Room."""
         using = db.write_alias(Room)
-        _notify_listener(using)
+        _notify_listener()
         _group("group_add", room_channel_name, user_channel_name)
         try:
             room, _, _ = _add(using, room_channel_name, user_channel_name, _user_key(user))
@@ -295,7 +295,7 @@ class RoomManager(models.Manager.from_queryset(RoomQuerySet)):
         """Leave one room (presence.remove) and its group; presence_changed
         (removed=...) if the presence was there."""
         using = db.write_alias(Room)
-        _notify_listener(using)
+        _notify_listener()
         _remove(using, [(room_channel_name, user_channel_name)])
 
     def prune_presences(self, channel_layer=None, age=None):
@@ -360,13 +360,10 @@ class Room(models.Model):
         existing room cannot be renamed."""
         using = using or db.write_alias(Room)
         if self._state.adding or force_insert:
-            try:
-                [(room_id, created_at)] = db.query(
-                    using, "INSERT INTO presence.rooms (name) VALUES (%s) "
-                           "RETURNING " + db.ROOM_ID % "name" + ", created_at",
-                    [self.channel_name])
-            except IntegrityError:
-                raise
+            [(room_id, created_at)] = db.query(
+                using, "INSERT INTO presence.rooms (name) VALUES (%s) "
+                       "RETURNING " + db.ROOM_ID % "name" + ", created_at",
+                [self.channel_name])
             self.id, self.created_at = room_id, created_at
             self._state.adding = False
             self._state.db = using
