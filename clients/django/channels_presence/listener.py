@@ -108,7 +108,10 @@ def ensure_started():
         if current is not None and current.loop is loop and current.alive():
             return current
         if current is not None:
-            current.stop(wait=False)
+            # Its loop closed (the previous test's, say): let it close its
+            # connection first, so that the new one finds the lock free and
+            # has nothing to catch up on.
+            current.stop(wait=True)
         _current = PresenceListener(loop=loop)
         _current.start(wait=False)
         return _current
@@ -325,7 +328,7 @@ class PresenceListener:
                 if all(s.tried for s in self.sources):
                     self.ready.set()
                 holders = [s for s in self.sources if s.holder]
-                timeout = max(0.0, min([0.5] + [s.next_try - time.monotonic()
+                timeout = max(0.0, min([0.25] + [s.next_try - time.monotonic()
                                                 for s in self.sources if not s.holder]))
                 if not holders:
                     time.sleep(timeout)

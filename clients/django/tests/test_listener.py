@@ -110,12 +110,13 @@ class ListenerTests(TransactionTestCase):
 
     def test_pg_cron_prune_is_a_bulk_change_per_room(self):
         self.start()
-        foreign("SELECT presence.add('r1', 'a'), presence.add('r1', 'b'), presence.add('r2', 'c')")
-        make_stale("a")
-        make_stale("b")
-        make_stale("c")
         with Signals() as signals:
-            settle(0.3)
+            foreign("SELECT presence.add('r1', 'a'), presence.add('r1', 'b'), presence.add('r2', 'c')")
+            for channel in "abc":
+                signals.wait(lambda c: c["added"] and c["added"].channel_name == channel)
+            make_stale("a")
+            make_stale("b")
+            make_stale("c")
             del signals.calls[:]
             foreign("SELECT presence.prune('1 minute')")
             signals.wait(lambda c: c["room"].channel_name == "r2")
@@ -181,15 +182,15 @@ class ListenerTests(TransactionTestCase):
         self.start()
         conn = other_connection()
         try:
-            with conn.cursor() as cur:
-                cur.execute("LISTEN presence")
-                cur.execute("SELECT presence.add('real', 'c1')")
-                deadline = time.monotonic() + 5
-                while not conn.notifies and time.monotonic() < deadline:
-                    conn.poll()
-                    time.sleep(0.05)
-                real = conn.notifies[0].payload
             with Signals() as signals:
+                with conn.cursor() as cur:
+                    cur.execute("LISTEN presence")
+                    cur.execute("SELECT presence.add('real', 'c1')")
+                    deadline = time.monotonic() + 5
+                    while not conn.notifies and time.monotonic() < deadline:
+                        conn.poll()
+                        time.sleep(0.05)
+                    real = conn.notifies[0].payload
                 signals.wait(lambda c: c["room"].channel_name == "real")
                 del signals.calls[:]
                 unsigned = ('{"room":"forged","added":{"channel":"x","user_id":"1","meta":null,'
