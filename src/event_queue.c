@@ -464,12 +464,15 @@ OutboxXactCallback(XactEvent event, void *arg)
 	}
 }
 
-/* OutboxSubXactCallback drops the events of a subtransaction that rolls back. */
+/*
+ * OutboxSubXactCallback drops the events of a subtransaction that rolls
+ * back.  The outbox lives in the transaction's memory, not in the abort
+ * context this runs in, so it is trimmed in place.
+ */
 static void
 OutboxSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
-	List	   *kept = NIL;
 	ListCell   *lc;
 
 	if (event != SUBXACT_EVENT_ABORT_SUB || outbox == NIL)
@@ -478,10 +481,9 @@ OutboxSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		OutEvent   *e = lfirst(lc);
 
-		if (e->subid < mySubid)
-			kept = lappend(kept, e);
+		if (e->subid >= mySubid)
+			outbox = foreach_delete_current(outbox, lc);
 	}
-	outbox = kept;
 }
 
 /*
