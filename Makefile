@@ -53,10 +53,11 @@ $(OBJS): src/presence.h
 
 # make dist: the release archive for PGXN, presence-<version>.zip with every
 # file under presence-<version>/, made by git archive from the committed tree
-# (uncommitted changes are not in it). META.json must carry the same version.
+# (uncommitted changes are not in it). META.json must carry the same version,
+# as PGXN writes it (semantic versioning: 0.2 is 0.2.0).
 DISTNAME = $(EXTENSION)-$(EXTVERSION)
 dist:
-	@grep -q '"version": *"$(EXTVERSION)"' META.json || \
+	@grep -Eq '"version": *"$(subst .,\.,$(EXTVERSION))(\.0)?"' META.json || \
 		{ echo "META.json does not say version $(EXTVERSION) (presence.control)" >&2; exit 1; }
 	@git diff --quiet HEAD || echo "warning: uncommitted changes are not in $(DISTNAME).zip" >&2
 	git archive --format=zip --prefix=$(DISTNAME)/ --output=$(DISTNAME).zip HEAD
