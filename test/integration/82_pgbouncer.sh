@@ -8,9 +8,10 @@
 # the readers, and prunes by an admin, one autocommit call at a time, round
 # robin over the clients. No session SET: touch_interval comes from ALTER
 # ROLE, max_age from ALTER DATABASE or prune()'s argument, and the test
-# checks that they took effect. A LISTENer on a direct connection (LISTEN
-# needs a session, which transaction pooling does not keep) receives the
-# events of all of it.
+# checks that they took effect. LISTEN needs a session, which transaction
+# pooling does not keep: two LISTENers, one on a direct connection, one
+# through a second pgbouncer database in session pooling (the README's
+# pgbouncer.ini), each receive the events of all of it.
 set -euo pipefail
 # shellcheck source=test/integration/helpers.bash
 . "$(dirname "$0")/helpers.bash"
@@ -68,6 +69,7 @@ port=$(it_free_port)
 cat >"$pgb_dir/pgbouncer.ini" <<EOF
 [databases]
 $db = host=$PGHOST port=$PGPORT dbname=$db
+${db}_listen = host=$PGHOST port=$PGPORT dbname=$db pool_mode=session
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -102,8 +104,10 @@ if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 fi
 it_log "pgbouncer (pid $pgb_pid) on 127.0.0.1:$port, pool_mode transaction, 2 server connections, in front of $PGHOST:$PGPORT"
 
-# The listener, on a direct connection to the cluster.
+# The listeners: on a direct connection to the cluster, and through
+# pgbouncer's session-pooled database.
 it_start_listener "$IT_TMP/received" presence 60
+PGHOST=127.0.0.1 PGPORT=$port PGDATABASE=${db}_listen it_start_listener "$IT_TMP/received_pooled" presence 60
 
 # The calls, through pgbouncer only. Checks every result; prints what it did.
 /usr/bin/python3 - "$port" "$db" "$app" "$PGUSER" "$IT_NAME" <<'PY' || it_fail "the calls through pgbouncer (above)"
@@ -210,19 +214,22 @@ print("%s: %d calls by %d clients ran on %d server connection(s)"
       % (name, turn, CLIENTS, len(backends)))
 PY
 
-# pgbouncer says it pooled by transaction, and how many server connections
-# it opened for the app role.
-pools=$(psql -X -At -h 127.0.0.1 -p "$port" -d pgbouncer -c 'SHOW POOLS' |
-    awk -F'|' -v db="$db" -v u="$app" '$1 == db && $2 == u')
-[ -n "$pools" ] || it_fail "SHOW POOLS has no pool for $db/$app"
-mode=$(awk -F'|' '{print $NF}' <<<"$pools")
-[ "$mode" = transaction ] || it_fail "the pool of $db/$app is in mode '$mode'"
-it_log "SHOW POOLS: the pool $db/$app is in $mode mode"
+# pgbouncer says it pooled the app's calls by transaction and the
+# listener's session by session.
+pool_mode() {
+    psql -X -At -h 127.0.0.1 -p "$port" -d pgbouncer -c 'SHOW POOLS' |
+        awk -F'|' -v db="$1" -v u="$2" '$1 == db && $2 == u {print $NF}'
+}
+mode=$(pool_mode "$db" "$app")
+[ "$mode" = transaction ] || it_fail "the pool of $db/$app is in mode '$mode', expected transaction"
+mode=$(pool_mode "${db}_listen" "$PGUSER")
+[ "$mode" = session ] || it_fail "the pool of ${db}_listen/$PGUSER is in mode '$mode', expected session"
+it_log "SHOW POOLS: $db/$app in transaction mode, ${db}_listen/$PGUSER (the listener) in session mode"
 
-# The events of all of it, on the direct connection.
+# The events of all of it, on both listeners.
 it_value "SELECT pg_notify('presence', '{\"test\":\"end\"}')" >/dev/null
 for ((i = 0; i < 100; i++)); do
-    grep -qx '{"test":"end"}' "$IT_TMP/received" && break
+    grep -qx '{"test":"end"}' "$IT_TMP/received" && grep -qx '{"test":"end"}' "$IT_TMP/received_pooled" && break
     sleep 0.1
 done
 cat >"$IT_TMP/expected" <<'EOF'
@@ -243,4 +250,7 @@ EOF
 python3 "$PRESENCE_REPO/test/tools/events_match.py" "$IT_TMP/expected" "$IT_TMP/received" pb_ ||
     it_fail "the events received on the direct connection differ (above)"
 it_log "ok: the listener on a direct connection received the $(wc -l <"$IT_TMP/expected") events, in order"
+python3 "$PRESENCE_REPO/test/tools/events_match.py" "$IT_TMP/expected" "$IT_TMP/received_pooled" pb_ ||
+    it_fail "the events received through pgbouncer's session pool differ (above)"
+it_log "ok: the listener through pgbouncer's session-pooled database received them too"
 it_log "ok: presence works behind pgbouncer in transaction pooling ($((SECONDS - started))s)"
