@@ -49,7 +49,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
 # PGXS does not track header dependencies: every object includes presence.h.
-$(OBJS): src/presence.h
+$(OBJS): src/presence.h src/compat.h
 
 # make dist: the release archive for PGXN, presence-<version>.zip with every
 # file under presence-<version>/, made by git archive from the committed tree

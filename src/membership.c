@@ -11,6 +11,7 @@
  */
 #include "presence.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"

@@ -12,6 +12,7 @@
  * lookup.c        direct index scans on the hot paths (touch, events)
  * prune.c         prune, prune_rooms
  * cron.c          schedule_prune, unschedule_prune (pg_cron)
+ * compat.h        what differs between PostgreSQL 13 to 17
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +21,7 @@
 
 #include "postgres.h"
 
+#include "compat.h"				/* differences between PostgreSQL versions */
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/timestamp.h"

@@ -22,6 +22,7 @@
  */
 #include "presence.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/array.h"
