@@ -76,6 +76,107 @@ InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 #endif
 
 /*
+ * HMAC (event_sign.c): common/hmac.h came in 14, pg_hmac_error in 15.  On
+ * 13, HMAC-SHA256 (RFC 2104) is built here on 13's SHA-256 functions, with
+ * the same names; SHA-256 is the only hash it offers.
+ */
+#if PG_VERSION_NUM >= 140000
+#include "common/hmac.h"
+#if PG_VERSION_NUM < 150000
+#define pg_hmac_error(ctx) "HMAC computation failed"
+#endif
+#else							/* PG_VERSION_NUM < 140000 */
+#include "common/sha2.h"
+
+#define PG_SHA256 0
+#define pg_hmac_error(ctx) "HMAC computation failed"
+
+typedef struct pg_hmac_ctx
+{
+	pg_sha256_ctx inner;		/* H((K ^ ipad) || message) */
+	pg_sha256_ctx outer;		/* H((K ^ opad) || inner hash) */
+} pg_hmac_ctx;
+
+/* pg_hmac_create allocates a context (SHA-256 only). */
+static inline pg_hmac_ctx *
+pg_hmac_create(int type)
+{
+	return (type == PG_SHA256) ? palloc0(sizeof(pg_hmac_ctx)) : NULL;
+}
+
+/* pg_hmac_init starts the inner and outer hashes with the padded key. */
+static inline int
+pg_hmac_init(pg_hmac_ctx *ctx, const uint8 *key, size_t len)
+{
+	uint8		pad[PG_SHA256_BLOCK_LENGTH];
+	uint8		keyhash[PG_SHA256_DIGEST_LENGTH];
+
+	if (len > PG_SHA256_BLOCK_LENGTH)
+	{
+		/* A key longer than a block is replaced by its hash. */
+		pg_sha256_init(&ctx->inner);
+		pg_sha256_update(&ctx->inner, key, len);
+		pg_sha256_final(&ctx->inner, keyhash);
+		key = keyhash;
+		len = sizeof(keyhash);
+	}
+	memset(pad, 0x36, sizeof(pad));
+	for (size_t i = 0; i < len; i++)
+		pad[i] ^= key[i];
+	pg_sha256_init(&ctx->inner);
+	pg_sha256_update(&ctx->inner, pad, sizeof(pad));
+	memset(pad, 0x5c, sizeof(pad));
+	for (size_t i = 0; i < len; i++)
+		pad[i] ^= key[i];
+	pg_sha256_init(&ctx->outer);
+	pg_sha256_update(&ctx->outer, pad, sizeof(pad));
+	return 0;
+}
+
+/* pg_hmac_update adds data to the message. */
+static inline int
+pg_hmac_update(pg_hmac_ctx *ctx, const uint8 *data, size_t len)
+{
+	pg_sha256_update(&ctx->inner, data, len);
+	return 0;
+}
+
+/* pg_hmac_final writes the 32-byte MAC to dest (len bytes of room). */
+static inline int
+pg_hmac_final(pg_hmac_ctx *ctx, uint8 *dest, size_t len)
+{
+	uint8		inner[PG_SHA256_DIGEST_LENGTH];
+
+	if (len < PG_SHA256_DIGEST_LENGTH)
+		return -1;
+	pg_sha256_final(&ctx->inner, inner);
+	pg_sha256_update(&ctx->outer, inner, sizeof(inner));
+	pg_sha256_final(&ctx->outer, dest);
+	return 0;
+}
+
+/* pg_hmac_free frees the context. */
+static inline void
+pg_hmac_free(pg_hmac_ctx *ctx)
+{
+	if (ctx != NULL)
+		pfree(ctx);
+}
+#endif							/* PG_VERSION_NUM */
+
+/*
+ * The backend's local transaction id (user_locks.c) moved into
+ * PGPROC.vxid in 17, and LockHeldByMe gained an "or stronger" argument.
+ */
+#if PG_VERSION_NUM >= 170000
+#define PresenceMyLocalXid() (MyProc->vxid.lxid)
+#define PresenceLockHeldByMe(tag, mode) LockHeldByMe((tag), (mode), false)
+#else
+#define PresenceMyLocalXid() (MyProc->lxid)
+#define PresenceLockHeldByMe(tag, mode) LockHeldByMe((tag), (mode))
+#endif
+
+/*
  * Pinning search_path around the statements of plans.c, so that nothing of
  * the caller's path can change what they resolve to.  Until 16, an
  * override search path (pg_catalog alone) is pushed and popped: it costs
