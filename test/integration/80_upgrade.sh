@@ -11,10 +11,11 @@
 # the tables stay closed to it, the events arrive, and a pg_dump of the
 # updated database restores into a new one that works.
 #
-# In presence_cron (pg_cron's database): version 0.1 with the pg_cron job of
-# schedule_prune(), then the update: the job is still there and its next
-# run prunes the stale presences, with their events; unschedule_prune()
-# removes it.
+# In presence_cron (pg_cron's database): version 0.1 with the pg_cron job
+# 0.1's schedule_prune() made, then the update: the job is still there,
+# unchanged, and its next run prunes the stale presences, with their
+# events; schedule_prune() then replaces it with 0.2's job, and
+# unschedule_prune() removes that.
 set -euo pipefail
 # shellcheck source=test/integration/helpers.bash
 . "$(dirname "$0")/helpers.bash"
@@ -166,6 +167,11 @@ EOF
 events_match "$IT_TMP/expected" "$IT_TMP/received" up_ ||
     it_fail "the events after the update differ (above)"
 it_log "ok: the listener received the 5 events of the changes made after the update"
+# 0.2 signs events (presence.sign_events, on by default) from the update on,
+# the connection that was open across it included.
+unsigned=$(grep '^{"room":"up_' "$IT_TMP/received" | grep -vc '"sig":"' || true)
+[ "$unsigned" = 0 ] || it_fail "$unsigned events after the update are not signed"
+it_log "ok: they are signed"
 
 ########################################################################
 # 3. pg_dump of the updated database restores, and works
@@ -221,7 +227,10 @@ SELECT presence.add('upcron_two', 's1', 'bob');
 SELECT presence.add('upcron_two', 's2');
 SELECT presence.add('upcron_one', 'o1', 'dan');
 SQL
-jobid=$(it_value "SELECT presence.schedule_prune('* * * * *')")
+# The job as 0.1's schedule_prune() created it (its library is not the one
+# installed now, whose schedule_prune() schedules 0.2's CALL presence.prune_job()).
+jobid=$(it_value "SELECT cron.schedule('presence-prune', '* * * * *',
+                                       'SELECT presence.prune(); SELECT presence.prune_rooms()')")
 scheduled=true
 job_before=$(it_value "SELECT format('%s %s %s %L %s', jobid, jobname, schedule, command, username)
                        FROM cron.job WHERE jobid = $jobid")
@@ -235,7 +244,8 @@ job_after=$(it_value "SELECT format('%s %s %s %L %s', jobid, jobname, schedule, 
 [ -n "$job_after" ] || it_fail "the job presence-prune is gone after the update"
 [ "$(it_value "SELECT count(*) FROM cron.job WHERE jobname = 'presence-prune'")" = 1 ] ||
     it_fail "more than one presence-prune job after the update"
-it_log "the job after the update: $job_after"
+[ "$job_after" = "$job_before" ] || it_fail "the update changed the job: $job_after"
+it_log "the job after the update is unchanged: $job_after"
 
 # Three presences go stale (what vanished connections look like later);
 # the live one keeps touching while we wait.
@@ -277,9 +287,15 @@ events_match "$IT_TMP/cron_expected" "$IT_TMP/cron_received" upcron_ ||
     it_fail "the prune's events differ (above)"
 it_log "ok: the listener received the prune's 2 events"
 
+# schedule_prune() of the updated extension replaces it with 0.2's job.
+newjob=$(it_value "SELECT presence.schedule_prune('* * * * *')")
+cmd=$(it_value "SELECT string_agg(command, '; ') FROM cron.job WHERE jobname = 'presence-prune'")
+[ "$cmd" = "CALL presence.prune_job()" ] || it_fail "after schedule_prune() the job runs '$cmd'"
+it_log "ok: schedule_prune() after the update replaced it with job $newjob: $cmd"
+
 [ "$(it_value 'SELECT presence.unschedule_prune()')" = t ] || it_fail "unschedule_prune() after the update"
 scheduled=false
 [ "$(it_value "SELECT count(*) FROM cron.job WHERE jobname = 'presence-prune'")" = 0 ] ||
     it_fail "the job is still there after unschedule_prune()"
-it_log "ok: unschedule_prune() of the updated extension removes the job scheduled by 0.1"
+it_log "ok: unschedule_prune() removes it"
 it_log "ok: upgrade from 0.1 to $current in $((SECONDS - started))s"
