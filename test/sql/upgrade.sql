@@ -235,6 +235,14 @@ UNION ALL
 ORDER BY kind, object, side;
 ALTER FUNCTION presence.touch(text) RESET work_mem;
 
+-- Until the update, the library let 0.1 run without presence.event_key
+-- (events unsigned).  At the current version the table is required: without
+-- it every call is an error, never an unsigned event.
+ALTER TABLE presence.event_key RENAME TO event_key_moved;
+SELECT presence.add('upgrade', 'k1');
+ALTER TABLE presence.event_key_moved RENAME TO event_key;
+SELECT presence.add('upgrade', 'k1');
+
 -- Leave the current version installed and empty for the next test.
 DROP OWNED BY regress_presence_upgrade_app;
 DROP ROLE regress_presence_upgrade_app;
