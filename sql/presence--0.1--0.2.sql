@@ -11,7 +11,7 @@
 -- presence.schedule_prune() must all survive it.
 --
 -- (Draft by the packaging branch from the diff of sql/presence--0.1.sql and
--- sql/presence.sql at main 086e195; the lead owns the final content.)
+-- sql/presence.sql at main 2436d89; the lead owns the final content.)
 
 -- Signed events: the key table, its functions, a first key.
 CREATE TABLE presence.event_key (
@@ -49,7 +49,28 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION presence.rotate_event_key() IS
     'Replace the event key with a new random one; listeners fetch it again';
 
-REVOKE ALL ON FUNCTION presence.event_key(), presence.rotate_event_key() FROM PUBLIC;
+-- Worker mode (presence in shared_preload_libraries): waiting for the
+-- worker, and what waits for it.
+CREATE FUNCTION presence.flush_events(timeout interval DEFAULT '10 seconds')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'presence_flush_events'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.flush_events(interval) IS
+    'Wait until the events of transactions committed before the call are sent (worker mode); true if they are';
+
+CREATE FUNCTION presence.queue_status(
+    OUT database oid, OUT worker_pid integer,
+    OUT queued_bytes bigint, OUT unsent_bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'presence_queue_status'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.queue_status() IS
+    'Per database with a worker slot: its worker (NULL: none), bytes queued for it, bytes not yet sent';
+
+REVOKE ALL ON FUNCTION presence.event_key(), presence.rotate_event_key(),
+    presence.flush_events(interval), presence.queue_status() FROM PUBLIC;
 SELECT presence.rotate_event_key();
 
 -- Pruning in batches that commit: the steps and the procedure the pg_cron

@@ -177,6 +177,32 @@ pg_hmac_free(pg_hmac_ctx *ctx)
 #endif
 
 /*
+ * Worker mode (event_queue.c, worker.c).  shmem_request_hook came in 15:
+ * before, _PG_init asks for shared memory itself, which EventQueueInit does
+ * through PresenceRequestShmemNow() by calling the function it installed in
+ * the emulated hook.  ProcessUtility_hook gained readOnlyTree in 14, and
+ * hash_create() its HASH_STRINGS flag (string keys were the default).
+ */
+#if PG_VERSION_NUM < 150000
+typedef void (*shmem_request_hook_type) (void);
+#define shmem_request_hook presence_shmem_request_hook
+extern shmem_request_hook_type presence_shmem_request_hook;
+#define PresenceRequestShmemNow() \
+	(presence_shmem_request_hook ? presence_shmem_request_hook() : (void) 0)
+#else
+#define PresenceRequestShmemNow() ((void) 0)
+#endif
+
+#if PG_VERSION_NUM >= 140000
+#define PresenceCallProcessUtility(fn, pstmt, q, ro, ctx, params, env, dest, qc) \
+	(fn) ((pstmt), (q), (ro), (ctx), (params), (env), (dest), (qc))
+#else
+#define PresenceCallProcessUtility(fn, pstmt, q, ro, ctx, params, env, dest, qc) \
+	(fn) ((pstmt), (q), (ctx), (params), (env), (dest), (qc))
+#define HASH_STRINGS 0
+#endif
+
+/*
  * Pinning search_path around the statements of plans.c, so that nothing of
  * the caller's path can change what they resolve to.  Until 16, an
  * override search path (pg_catalog alone) is pushed and popped: it costs

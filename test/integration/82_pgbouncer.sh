@@ -227,6 +227,7 @@ mode=$(pool_mode "${db}_listen" "$PGUSER")
 it_log "SHOW POOLS: $db/$app in transaction mode, ${db}_listen/$PGUSER (the listener) in session mode"
 
 # The events of all of it, on both listeners.
+it_value "SELECT presence.flush_events()" >/dev/null  # worker mode: events first
 it_value "SELECT pg_notify('presence', '{\"test\":\"end\"}')" >/dev/null
 for ((i = 0; i < 100; i++)); do
     grep -qx '{"test":"end"}' "$IT_TMP/received" && grep -qx '{"test":"end"}' "$IT_TMP/received_pooled" && break
