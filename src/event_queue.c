@@ -336,6 +336,7 @@ NotifyDirectly(void)
 static void
 Reserve(void)
 {
+	static EventSlot *cached = NULL;
 	RecordHeader rec;
 	ListCell   *lc;
 	Size		size = sizeof(RecordHeader);
@@ -347,28 +348,37 @@ Reserve(void)
 	/* A worker that frees the slot just now makes us claim one again. */
 	for (int attempt = 0;; attempt++)
 	{
-		EventSlot  *slot = EventQueueSlot(MyDatabaseId, true);
-		bool		pending;
+		EventSlot  *slot = cached;
 
+		if (slot == NULL || slot->dboid != MyDatabaseId)
+			slot = cached = EventQueueSlot(MyDatabaseId, true);
 		if (slot == NULL || attempt == 3)
 		{
 			NotifyDirectly();
 			return;
 		}
-		LWLockAcquire(slot->lock, LW_SHARED);
-		pending = slot->head != slot->sent_upto;
-		LWLockRelease(slot->lock);
-		if (!EnsureWorker(slot) && !pending)
+
+		/* Unlocked look: a running worker is the common case. */
+		if (slot->worker_pid == 0)
 		{
-			/* No worker and nothing queued: direct NOTIFY keeps the order. */
-			NotifyDirectly();
-			return;
+			bool		pending;
+
+			LWLockAcquire(slot->lock, LW_SHARED);
+			pending = slot->head != slot->sent_upto;
+			LWLockRelease(slot->lock);
+			if (!EnsureWorker(slot) && !pending)
+			{
+				/* No worker and nothing queued: direct NOTIFY keeps the order. */
+				NotifyDirectly();
+				return;
+			}
 		}
 
 		LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 		if (slot->dboid != MyDatabaseId)
 		{
 			LWLockRelease(slot->lock);
+			cached = NULL;
 			continue;
 		}
 		if (size > event_shared->ring_size - (slot->head - slot->tail))
@@ -403,13 +413,17 @@ Settle(uint32 state)
 {
 	EventSlot  *slot = reserved_slot;
 
+	Latch	   *latch;
+
 	reserved_slot = NULL;
 	if (slot == NULL)
 		return;
 	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 	SetState(slot, reserved_pos, state);
+	latch = slot->latch;
 	LWLockRelease(slot->lock);
-	WakeWorker(slot);
+	if (latch != NULL)
+		SetLatch(latch);
 }
 
 /* ForgetOutbox drops the outbox (its memory goes with the transaction). */

@@ -42,6 +42,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -52,6 +53,15 @@
 
 /* Wait before trying NOTIFY again after it failed, in ms. */
 #define RETRY_MS 1000
+
+/*
+ * Under load (the last batch went out less than BUSY_MS ago) the worker
+ * lingers LINGER_US after a wakeup, so that one transaction of its carries
+ * the events of many writers: each of its commits costs as much as a
+ * writer's.  An event after a quiet spell goes out at once.
+ */
+#define BUSY_MS 5
+#define LINGER_US 1000
 
 /* An event the worker holds until it is sent. */
 typedef struct LocalEvent
@@ -76,6 +86,7 @@ static bool stalled = false;
 static bool folded_warned = false;
 static TimestampTz retry_at = 0;
 static uint64 drained_upto = 0;
+static TimestampTz last_send = 0;
 static volatile sig_atomic_t got_sigterm = false;
 
 PGDLLEXPORT void presence_worker_main(Datum arg);
@@ -349,6 +360,16 @@ SendBatch(void)
 						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		initStringInfo(&buf);
 		PushActiveSnapshot(GetTransactionSnapshot());
+
+		/*
+		 * After NOTIFY refused: a full queue frees space only when its tail
+		 * advances, which PostgreSQL does when a notifying transaction
+		 * crosses a page boundary (none can, the queue being full) or when
+		 * the queue's usage is asked for.  Ask, so that the space a stuck
+		 * listener held comes back once it is gone.
+		 */
+		if (stalled)
+			(void) DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0);
 		dlist_foreach(it, &held)
 		{
 			LocalEvent *e = dlist_container(LocalEvent, node, it.cur);
@@ -370,6 +391,7 @@ SendBatch(void)
 		}
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		last_send = GetCurrentTimestamp();
 	}
 	PG_CATCH();
 	{
@@ -397,6 +419,8 @@ SendResync(void)
 	PG_TRY();
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
+		if (stalled)			/* see SendBatch */
+			(void) DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0);
 		if (OidIsValid(get_extension_oid("presence", true)))
 		{
 			StringInfoData buf;
@@ -591,6 +615,9 @@ presence_worker_main(Datum arg)
 						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout >= 0 ? WL_TIMEOUT : 0),
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		if (!stalled && last_send != 0 &&
+			!TimestampDifferenceExceeds(last_send, GetCurrentTimestamp(), BUSY_MS))
+			pg_usleep(LINGER_US);
 	}
 	proc_exit(0);
 }
