@@ -64,6 +64,9 @@ bool		presence_preloaded = false;
 
 EventShared *event_shared = NULL;
 
+#if PG_VERSION_NUM < 150000
+shmem_request_hook_type presence_shmem_request_hook = NULL;	/* compat.h */
+#endif
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
@@ -592,12 +595,26 @@ PresenceProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (dbname != NULL && event_shared != NULL)
 		StopWorkerOf(dbname);
 	if (prev_process_utility_hook)
-		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
-								  params, queryEnv, dest, qc);
+		PresenceCallProcessUtility(prev_process_utility_hook, pstmt, queryString,
+								   readOnlyTree, context, params, queryEnv, dest, qc);
 	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+		PresenceCallProcessUtility(standard_ProcessUtility, pstmt, queryString,
+								   readOnlyTree, context, params, queryEnv, dest, qc);
 }
+
+#if PG_VERSION_NUM < 140000
+/* PresenceProcessUtility13 is the hook on 13, which has no readOnlyTree. */
+static void
+PresenceProcessUtility13(PlannedStmt *pstmt, const char *queryString,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *queryEnv, DestReceiver *dest,
+						 QueryCompletion *qc)
+{
+	PresenceProcessUtility(pstmt, queryString, false, context, params,
+						   queryEnv, dest, qc);
+}
+#define PresenceProcessUtility PresenceProcessUtility13
+#endif
 
 /* EventQueueInit installs the hooks of worker mode; called from _PG_init. */
 void
@@ -610,6 +627,7 @@ EventQueueInit(void)
 	shmem_startup_hook = EventQueueShmemStartup;
 	prev_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = PresenceProcessUtility;
+	PresenceRequestShmemNow();	/* before 15 only (compat.h) */
 }
 
 PG_FUNCTION_INFO_V1(presence_flush_events);

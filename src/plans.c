@@ -259,13 +259,13 @@ int
 PresenceExec(PresenceStmt stmt, Datum *values, const char *nulls,
 			 bool read_only, long limit)
 {
-	OverrideSearchPath pinned = {NIL, true, false, 0};
+	PresenceSearchPathPin pin;
 	int			rc;
 
-	/* Popped below, or by the (sub)transaction abort on error. */
-	PushOverrideSearchPath(&pinned);
+	/* Unpinned below, or by the (sub)transaction abort on error (compat.h). */
+	pin = PresencePinSearchPath();
 	rc = SPI_execute_plan(PresencePlan(stmt), values, nulls, read_only, limit);
-	PopOverrideSearchPath();
+	PresenceUnpinSearchPath(pin);
 	if (rc < 0)
 		elog(ERROR, "presence: \"%s\" failed: %s",
 			 stmt_defs[stmt].sql, SPI_result_code_string(rc));
@@ -280,11 +280,11 @@ Portal
 PresenceOpenCursor(PresenceStmt stmt, Datum *values, const char *nulls,
 				   bool read_only)
 {
-	OverrideSearchPath pinned = {NIL, true, false, 0};
+	PresenceSearchPathPin pin;
 	Portal		portal;
 
-	PushOverrideSearchPath(&pinned);
+	pin = PresencePinSearchPath();
 	portal = SPI_cursor_open(NULL, PresencePlan(stmt), values, nulls, read_only);
-	PopOverrideSearchPath();
+	PresenceUnpinSearchPath(pin);
 	return portal;
 }

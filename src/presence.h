@@ -17,6 +17,7 @@
  * event_sign.c      the event key and the payload signature
  * prune.c           prune, prune_rooms, prune_job
  * cron.c            schedule_prune, unschedule_prune (pg_cron)
+ * compat.h          what differs between PostgreSQL 13 to 17
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +26,7 @@
 
 #include "postgres.h"
 
+#include "compat.h"				/* differences between PostgreSQL versions */
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
