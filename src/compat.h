@@ -193,6 +193,14 @@ extern shmem_request_hook_type presence_shmem_request_hook;
 #define PresenceRequestShmemNow() ((void) 0)
 #endif
 
+/* Who owns a database: pg_database_ownercheck() became object_ownercheck() in 16. */
+#if PG_VERSION_NUM >= 160000
+#define PresenceOwnsDatabase(dboid) \
+	object_ownercheck(DatabaseRelationId, (dboid), GetUserId())
+#else
+#define PresenceOwnsDatabase(dboid) pg_database_ownercheck((dboid), GetUserId())
+#endif
+
 #if PG_VERSION_NUM >= 140000
 #define PresenceCallProcessUtility(fn, pstmt, q, ro, ctx, params, env, dest, qc) \
 	(fn) ((pstmt), (q), (ro), (ctx), (params), (env), (dest), (qc))

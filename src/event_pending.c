@@ -24,6 +24,7 @@
  *-------------------------------------------------------------------------
  */
 #include "events.h"
+#include "event_queue.h"
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
@@ -85,14 +86,26 @@ ForgetChanges(void)
 }
 
 /*
- * EventsXactCallback forgets everything when the transaction ends (the
- * memory goes with TopTransactionContext).  Changes are sent at the end of
- * the statement that made them, so nothing is pending here unless a
- * statement or a prune failed.
+ * EventsXactCallback sends, just before commit, what is still pending (a
+ * statement trigger sends a statement's events, but a logical replication
+ * subscriber's apply worker fires row triggers only), then lets the worker
+ * transport's outbox reserve and publish (event_queue.c); it forgets
+ * everything when the transaction ends (the memory goes with
+ * TopTransactionContext).
  */
 static void
 EventsXactCallback(XactEvent event, void *arg)
 {
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
+	{
+		if (changes != NULL)
+		{
+			defer_depth = 0;
+			PresenceEventsSend(true);
+		}
+		EventQueueXact(event);
+		return;
+	}
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
 		event != XACT_EVENT_PREPARE)
@@ -103,6 +116,7 @@ EventsXactCallback(XactEvent event, void *arg)
 	defer_depth = 0;
 	sent = NULL;
 	sent_count = 0;
+	EventQueueXact(event);
 }
 
 /*
@@ -122,9 +136,9 @@ EventsSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 		defer_depth = 0;
 }
 
-/* RegisterCallbacks makes sure the callbacks above are registered. */
-static void
-RegisterCallbacks(void)
+/* PresenceEventsRegisterCallbacks makes sure the callbacks above are registered. */
+void
+PresenceEventsRegisterCallbacks(void)
 {
 	if (callbacks_registered)
 		return;
@@ -142,7 +156,7 @@ ChangesTable(void)
 	if (changes != NULL)
 		return changes;
 
-	RegisterCallbacks();
+	PresenceEventsRegisterCallbacks();
 	changes_subid = GetCurrentSubTransactionId();
 	changes_cxt = AllocSetContextCreate(TopTransactionContext,
 										"presence pending events",
@@ -165,6 +179,14 @@ ColumnText(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attno)
 	Datum		d = heap_getattr(tuple, attno, tupdesc, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* PendingMetaForget gives back the budget a copy of meta took (it is freed). */
+void
+PendingMetaForget(Jsonb *meta)
+{
+	if (meta != NULL)
+		meta_bytes -= Min(meta_bytes, VARSIZE(meta));
 }
 
 /*
@@ -329,7 +351,7 @@ PendingPayloadSeen(const char *body, int len)
 	{
 		HASHCTL		ctl;
 
-		RegisterCallbacks();
+		PresenceEventsRegisterCallbacks();
 		ctl.keysize = sizeof(uint64);
 		ctl.entrysize = sizeof(uint64);
 		ctl.hcxt = TopTransactionContext;
@@ -345,7 +367,7 @@ PendingPayloadSeen(const char *body, int len)
 void
 PresenceEventsDefer(void)
 {
-	RegisterCallbacks();
+	PresenceEventsRegisterCallbacks();
 	if (defer_depth++ == 0)
 		defer_subid = GetCurrentSubTransactionId();
 }

@@ -40,6 +40,10 @@
 #include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "mb/pg_wchar.h"
+#include "catalog/pg_database.h"
+#include "utils/acl.h"
+#include "utils/hsearch.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
@@ -85,8 +89,11 @@ typedef struct OutEvent
 /* The writer's outbox, and its reservation between pre-commit and commit. */
 static MemoryContext outbox_cxt = NULL;
 static List *outbox = NIL;
+static Size outbox_bytes = 0;
+static bool outbox_folded = false;
 static EventSlot *reserved_slot = NULL;
 static uint64 reserved_pos = 0;
+static EventSlot *overflowed_slot = NULL;	/* found full at pre-commit */
 static bool callbacks_registered = false;
 static bool warned_no_worker = false;
 
@@ -290,7 +297,7 @@ static Size
 EntrySize(OutEvent *e)
 {
 	return sizeof(EntryHeader) + strlen(e->channel) + strlen(e->room) +
-		strlen(e->payload);
+		(e->payload != NULL ? strlen(e->payload) : 0);
 }
 
 /* WriteEntry copies e to ring position pos of slot; returns the next position. */
@@ -310,7 +317,8 @@ WriteEntry(EventSlot *slot, uint64 pos, OutEvent *e)
 	pos += h.channel_len;
 	RingWrite(slot, pos, e->room, h.room_len);
 	pos += h.room_len;
-	RingWrite(slot, pos, e->payload, h.len - sizeof(h) - h.channel_len - h.room_len);
+	if (e->payload != NULL)
+		RingWrite(slot, pos, e->payload, h.len - sizeof(h) - h.channel_len - h.room_len);
 	return pos + h.len - sizeof(h) - h.channel_len - h.room_len;
 }
 
@@ -320,12 +328,83 @@ NotifyDirectly(void)
 {
 	ListCell   *lc;
 
+	StringInfoData buf;
+
+	initStringInfo(&buf);
 	foreach(lc, outbox)
 	{
 		OutEvent   *e = lfirst(lc);
 
-		Async_Notify(e->channel, e->payload);
+		if (e->payload != NULL)
+			Async_Notify(e->channel, e->payload);
+		else
+		{
+			PresenceEvent ev;
+
+			memset(&ev, 0, sizeof(ev));
+			ev.room = e->room;
+			ev.bulk = true;
+			ev.added_count = e->added;
+			ev.removed_count = e->removed;
+			PresenceBuildPayload(&buf, &ev);
+			Async_Notify(e->channel, buf.data);
+		}
 	}
+}
+
+/*
+ * FoldOutbox replaces the outbox's events by one count per channel, room and
+ * subtransaction, without payloads: each becomes a bulk_change (re-read the
+ * room) when sent.  Used when the events do not fit the ring, and to keep a
+ * transaction that changes very many rooms from holding every payload.
+ */
+static void
+FoldOutbox(void)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(outbox_cxt);
+	HASHCTL		ctl;
+	HTAB	   *seen;
+	List	   *folded = NIL;
+	ListCell   *lc;
+
+	ctl.keysize = NAMEDATALEN + PRESENCE_NAME_MAX_CHARS * MAX_MULTIBYTE_CHAR_LEN + 16;
+	ctl.entrysize = ctl.keysize + sizeof(OutEvent *);
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("presence folded outbox", 256, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	outbox_bytes = 0;
+	foreach(lc, outbox)
+	{
+		OutEvent   *e = lfirst(lc);
+		char	   *key = palloc0(ctl.keysize);
+		char	   *entry;
+		bool		found;
+
+		snprintf(key, ctl.keysize, "%s\x01%s\x01%u", e->channel, e->room, e->subid);
+		entry = hash_search(seen, key, HASH_ENTER, &found);
+		pfree(key);
+		if (found)
+		{
+			OutEvent   *first;
+
+			memcpy(&first, entry + ctl.keysize, sizeof(first));
+			first->added += e->added;
+			first->removed += e->removed;
+			continue;
+		}
+		if (e->payload != NULL)
+		{
+			pfree(e->payload);
+			e->payload = NULL;
+		}
+		memcpy(entry + ctl.keysize, &e, sizeof(e));
+		folded = lappend(folded, e);
+		outbox_bytes += EntrySize(e);
+	}
+	hash_destroy(seen);
+	outbox = folded;
+	outbox_folded = true;
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /*
@@ -341,6 +420,7 @@ Reserve(void)
 	ListCell   *lc;
 	Size		size = sizeof(RecordHeader);
 	uint64		pos;
+	bool		start;
 
 	foreach(lc, outbox)
 		size += EntrySize(lfirst(lc));
@@ -381,13 +461,29 @@ Reserve(void)
 			cached = NULL;
 			continue;
 		}
+		if (size > event_shared->ring_size - (slot->head - slot->tail) &&
+			!outbox_folded)
+		{
+			/* One bulk_change per room takes less room than the events. */
+			LWLockRelease(slot->lock);
+			FoldOutbox();
+			size = sizeof(RecordHeader);
+			foreach(lc, outbox)
+				size += EntrySize(lfirst(lc));
+			attempt--;
+			continue;
+		}
 		if (size > event_shared->ring_size - (slot->head - slot->tail))
 		{
-			slot->overflow = true;
+			/*
+			 * Told at commit (Settle), so that the worker's re-announcement
+			 * of every room reads the rooms this transaction made.
+			 */
 			LWLockRelease(slot->lock);
-			WakeWorker(slot);
+			overflowed_slot = slot;
 			return;
 		}
+		start = slot->worker_pid == 0;
 		pos = slot->head;
 		slot->head += size;
 		rec.len = (uint32) size;
@@ -403,11 +499,18 @@ Reserve(void)
 		pos += sizeof(rec);
 		foreach(lc, outbox)
 			pos = WriteEntry(slot, pos, lfirst(lc));
+		/* The worker went away since we looked: someone must send these. */
+		if (start)
+			(void) EnsureWorker(slot);
 		return;
 	}
 }
 
-/* Settle marks the reserved record PUBLISHED or ABORTED and wakes the worker. */
+/*
+ * Settle marks the reserved record PUBLISHED or ABORTED and wakes the
+ * worker; or, when the ring had no room at pre-commit, tells it at commit
+ * that events were dropped.  Called where no error is allowed.
+ */
 static void
 Settle(uint32 state)
 {
@@ -416,6 +519,20 @@ Settle(uint32 state)
 	Latch	   *latch;
 
 	reserved_slot = NULL;
+	if (slot == NULL && overflowed_slot != NULL && state == RECORD_PUBLISHED)
+	{
+		slot = overflowed_slot;
+		LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+		if (slot->dboid == MyDatabaseId)
+			slot->overflow = true;
+		latch = slot->latch;
+		LWLockRelease(slot->lock);
+		overflowed_slot = NULL;
+		if (latch != NULL)
+			SetLatch(latch);
+		return;
+	}
+	overflowed_slot = NULL;
 	if (slot == NULL)
 		return;
 	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
@@ -432,11 +549,17 @@ ForgetOutbox(void)
 {
 	outbox = NIL;
 	outbox_cxt = NULL;
+	outbox_bytes = 0;
+	outbox_folded = false;
 }
 
-/* OutboxXactCallback moves the outbox through the transaction's end. */
-static void
-OutboxXactCallback(XactEvent event, void *arg)
+/*
+ * EventQueueXact moves the outbox through the transaction's end; called by
+ * the transaction callback of event_pending.c, after it has sent what was
+ * still pending (the one callback orders the two).
+ */
+void
+EventQueueXact(XactEvent event)
 {
 	switch (event)
 	{
@@ -506,10 +629,10 @@ EventQueueAdd(const char *payload, const PresenceEvent *ev)
 	}
 	if (!callbacks_registered)
 	{
-		RegisterXactCallback(OutboxXactCallback, NULL);
 		RegisterSubXactCallback(OutboxSubXactCallback, NULL);
 		callbacks_registered = true;
 	}
+	PresenceEventsRegisterCallbacks();
 	if (outbox_cxt == NULL)
 		outbox_cxt = AllocSetContextCreate(TopTransactionContext, "presence outbox",
 										   ALLOCSET_DEFAULT_SIZES);
@@ -520,9 +643,14 @@ EventQueueAdd(const char *payload, const PresenceEvent *ev)
 	e->room = pstrdup(ev->room);
 	e->added = ev->bulk ? ev->added_count : ev->kind == CHANGE_ADDED;
 	e->removed = ev->bulk ? ev->removed_count : ev->kind == CHANGE_REMOVED;
-	e->payload = pstrdup(payload);
+	e->payload = outbox_folded ? NULL : pstrdup(payload);
 	outbox = lappend(outbox, e);
+	outbox_bytes += EntrySize(e);
 	MemoryContextSwitchTo(oldcxt);
+
+	/* More than the ring holds will not go as events: keep counts only. */
+	if (!outbox_folded && outbox_bytes > event_shared->ring_size)
+		FoldOutbox();
 }
 
 /*
@@ -557,32 +685,74 @@ StopWorkerOf(const char *dbname)
 	}
 }
 
-/* DatabaseNeedingNoWorker names the database stmt needs alone, or NULL. */
+/*
+ * DatabaseNeedingNoWorker names the database stmt needs alone, or NULL; only
+ * for a statement the current user may run on it, so that nobody can stop
+ * another's worker with a statement that will fail.
+ */
 static const char *
 DatabaseNeedingNoWorker(Node *stmt)
 {
+	const char *dbname = NULL;
+	bool		own = true;
 	ListCell   *lc;
 
 	if (IsA(stmt, DropdbStmt))
-		return ((DropdbStmt *) stmt)->dbname;
-	if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
-		return ((RenameStmt *) stmt)->subname;
-	if (IsA(stmt, AlterDatabaseStmt))
-		return ((AlterDatabaseStmt *) stmt)->dbname;
-	if (IsA(stmt, CreatedbStmt))
+		dbname = ((DropdbStmt *) stmt)->dbname;
+	else if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+		dbname = ((RenameStmt *) stmt)->subname;
+	else if (IsA(stmt, AlterDatabaseStmt))
+	{
+		foreach(lc, ((AlterDatabaseStmt *) stmt)->options)
+			if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+				dbname = ((AlterDatabaseStmt *) stmt)->dbname;
+	}
+	else if (IsA(stmt, CreatedbStmt) && have_createdb_privilege())
+	{
+		own = false;			/* copying a template needs no ownership */
 		foreach(lc, ((CreatedbStmt *) stmt)->options)
 		{
 			DefElem    *opt = lfirst(lc);
 
 			if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
-				return defGetString(opt);
+				dbname = defGetString(opt);
 		}
-	return NULL;
+	}
+	if (dbname != NULL && own)
+	{
+		Oid			dboid = get_database_oid(dbname, true);
+
+		if (!OidIsValid(dboid) || !PresenceOwnsDatabase(dboid))
+			return NULL;
+	}
+	return dbname;
+}
+
+/* FreeSlotOf frees the slot of a database that no longer exists. */
+static void
+FreeSlotOf(Oid dboid)
+{
+	EventSlot  *slot = EventQueueSlot(dboid, false);
+
+	if (slot == NULL)
+		return;
+	LWLockAcquire(event_shared->assign_lock, LW_EXCLUSIVE);
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	if (slot->dboid == dboid && slot->worker_pid == 0)
+	{
+		slot->dboid = InvalidOid;
+		slot->head = slot->tail = slot->sent_upto = 0;
+		slot->overflow = false;
+		slot->start_requested = 0;
+	}
+	LWLockRelease(slot->lock);
+	LWLockRelease(event_shared->assign_lock);
 }
 
 /*
  * PresenceProcessUtility stops the event worker of a database that a
- * statement needs without other connections, then runs the statement.
+ * statement needs without other connections, then runs the statement; after
+ * DROP DATABASE it frees the database's slot.
  */
 static void
 PresenceProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -590,16 +760,25 @@ PresenceProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					   ParamListInfo params, QueryEnvironment *queryEnv,
 					   DestReceiver *dest, QueryCompletion *qc)
 {
-	const char *dbname = DatabaseNeedingNoWorker(pstmt->utilityStmt);
+	const char *dbname = NULL;
+	Oid			dropped = InvalidOid;
 
-	if (dbname != NULL && event_shared != NULL)
+	if (event_shared != NULL)
+		dbname = DatabaseNeedingNoWorker(pstmt->utilityStmt);
+	if (dbname != NULL)
+	{
 		StopWorkerOf(dbname);
+		if (IsA(pstmt->utilityStmt, DropdbStmt))
+			dropped = get_database_oid(dbname, true);
+	}
 	if (prev_process_utility_hook)
 		PresenceCallProcessUtility(prev_process_utility_hook, pstmt, queryString,
 								   readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		PresenceCallProcessUtility(standard_ProcessUtility, pstmt, queryString,
 								   readOnlyTree, context, params, queryEnv, dest, qc);
+	if (OidIsValid(dropped))
+		FreeSlotOf(dropped);
 }
 
 #if PG_VERSION_NUM < 140000

@@ -11,6 +11,7 @@
 
 #include "events.h"
 
+#include "access/xact.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -73,6 +74,7 @@ extern int	presence_worker_idle_timeout_ms;
 extern void EventQueueInit(void);
 extern EventSlot *EventQueueSlot(Oid dboid, bool claim);
 extern void EventQueueAdd(const char *payload, const PresenceEvent *ev);
+extern void EventQueueXact(XactEvent event);
 extern void RingWrite(EventSlot *slot, uint64 pos, const void *data, Size len);
 extern void RingRead(EventSlot *slot, uint64 pos, void *data, Size len);
 

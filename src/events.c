@@ -220,6 +220,7 @@ TruncateRoomSend(TruncateRoom *tr, StringInfo buf)
 	tr->ev.flag = tr->ev.user_id != NULL;
 	PresenceBuildPayload(buf, &tr->ev);
 	PresenceEmit(buf->data, &tr->ev);
+	PendingMetaForget(tr->ev.meta);
 	MemoryContextReset(tr->cxt);
 	memset(&tr->ev, 0, sizeof(tr->ev));
 	tr->room = NULL;

@@ -69,6 +69,8 @@ extern bool PendingAny(void);
 extern bool PendingDeferred(void);
 extern RoomChanges **PendingTake(int *nrooms, MemoryContext *cxt);
 extern Jsonb *PendingMetaCopy(Datum meta, bool *omitted);
+extern void PendingMetaForget(Jsonb *meta);
+extern void PresenceEventsRegisterCallbacks(void);
 extern int	PendingPayloadSeen(const char *body, int len);
 
 /* event_payload.c */

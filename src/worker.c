@@ -87,6 +87,16 @@ static bool folded_warned = false;
 static TimestampTz retry_at = 0;
 static uint64 drained_upto = 0;
 static TimestampTz last_send = 0;
+
+/*
+ * The rooms whose events were dropped (channel, 0x01, room), re-announced
+ * with the rooms of presence.rooms by SendResync: a room emptied and then
+ * deleted by prune_rooms meanwhile is in the one, not the other.  At most
+ * DROPPED_MAX; past that, only the rooms that still exist are re-announced.
+ */
+#define DROPPED_MAX 10000
+#define DROPPED_KEY (NAMEDATALEN + PRESENCE_NAME_MAX_CHARS * MAX_MULTIBYTE_CHAR_LEN + 2)
+static HTAB *dropped = NULL;
 static volatile sig_atomic_t got_sigterm = false;
 
 PGDLLEXPORT void presence_worker_main(Datum arg);
@@ -144,12 +154,45 @@ Release(LocalEvent *e)
 	pfree(e);
 }
 
-/* ReleaseAll frees every held event. */
+/* RememberDropped notes that the events of e's room are dropped. */
 static void
-ReleaseAll(void)
+RememberDropped(LocalEvent *e)
 {
-	while (!dlist_is_empty(&held))
-		Release(dlist_head_element(LocalEvent, node, &held));
+	char		key[DROPPED_KEY];
+
+	if (dropped == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = DROPPED_KEY;
+		ctl.entrysize = DROPPED_KEY;
+		ctl.hcxt = worker_cxt;
+		dropped = hash_create("presence dropped rooms", 256, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	if (hash_get_num_entries(dropped) >= DROPPED_MAX)
+		return;
+	memset(key, 0, sizeof(key));
+	snprintf(key, sizeof(key), "%s%c%s", e->channel, '\x01', e->room);
+	(void) hash_search(dropped, key, HASH_ENTER, NULL);
+}
+
+/*
+ * DropHeld drops the first n held events (all when n < 0), remembering
+ * their rooms, and asks for a re-announcement: listeners must re-read
+ * those rooms.
+ */
+static void
+DropHeld(int n)
+{
+	while (!dlist_is_empty(&held) && n-- != 0)
+	{
+		LocalEvent *e = dlist_head_element(LocalEvent, node, &held);
+
+		RememberDropped(e);
+		Release(e);
+	}
+	need_resync = true;
 }
 
 /*
@@ -223,57 +266,71 @@ HoldRecord(uint64 pos, const RecordHeader *rec)
 
 		RingRead(slot, at, &h, sizeof(h));
 		plen = h.len - sizeof(h) - h.channel_len - h.room_len;
-		if (!need_resync)
-		{
-			room = palloc(h.room_len + 1);
-			payload = palloc(plen + 1);
-			RingRead(slot, at + sizeof(h), channel, Min(h.channel_len, NAMEDATALEN));
-			channel[Min(h.channel_len, NAMEDATALEN)] = '\0';
-			RingRead(slot, at + sizeof(h) + h.channel_len, room, h.room_len);
-			room[h.room_len] = '\0';
-			RingRead(slot, at + sizeof(h) + h.channel_len + h.room_len, payload, plen);
-			payload[plen] = '\0';
-			Hold(channel, room, h.added, h.removed, payload, pos);
-			pfree(room);
-			pfree(payload);
-		}
+		room = palloc(h.room_len + 1);
+		payload = palloc(plen + 1);
+		RingRead(slot, at + sizeof(h), channel, Min(h.channel_len, NAMEDATALEN));
+		channel[Min(h.channel_len, NAMEDATALEN)] = '\0';
+		RingRead(slot, at + sizeof(h) + h.channel_len, room, h.room_len);
+		room[h.room_len] = '\0';
+		RingRead(slot, at + sizeof(h) + h.channel_len + h.room_len, payload, plen);
+		payload[plen] = '\0';
+		/* An entry without payload is a writer's count for the room. */
+		Hold(channel, room, h.added, h.removed, plen > 0 ? payload : NULL, pos);
+		pfree(room);
+		pfree(payload);
 		at += h.len;
 	}
 
 	if (held_bytes > Bound())
 		Fold();
 	if (held_bytes > Bound())
-	{
-		/* Too many rooms even folded: re-announce them all later. */
-		ReleaseAll();
-		need_resync = true;
-	}
+		DropHeld(-1);			/* too many rooms even folded */
 }
 
-/* Drain moves the published records of the ring into the worker's memory. */
+/*
+ * Drain moves the published records of the ring into the worker's memory.
+ * Under the lock it only finds how far the records are settled; it copies
+ * them without it (a settled record is not touched by writers, and its bytes
+ * are not reused before the tail moves past them), then moves the tail.
+ */
 static void
 Drain(void)
 {
+	uint64		from;
+	uint64		upto;
+
 	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 	if (slot->overflow)
 	{
 		slot->overflow = false;
-		need_resync = true;
-		ReleaseAll();
+		DropHeld(-1);
 	}
-	while (slot->tail < slot->head)
+	from = upto = slot->tail;
+	while (upto < slot->head)
 	{
 		RecordHeader rec;
 
-		RingRead(slot, slot->tail, &rec, sizeof(rec));
+		RingRead(slot, upto, &rec, sizeof(rec));
 		if (rec.state == RECORD_RESERVED)
 			break;				/* its transaction is committing */
-		if (rec.state == RECORD_PUBLISHED)
-			HoldRecord(slot->tail, &rec);
-		slot->tail += rec.len;
+		upto += rec.len;
 	}
-	drained_upto = slot->tail;
 	LWLockRelease(slot->lock);
+
+	while (from < upto)
+	{
+		RecordHeader rec;
+
+		RingRead(slot, from, &rec, sizeof(rec));
+		if (rec.state == RECORD_PUBLISHED)
+			HoldRecord(from, &rec);
+		from += rec.len;
+	}
+
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	slot->tail = upto;
+	LWLockRelease(slot->lock);
+	drained_upto = upto;
 }
 
 /* UpdateSent publishes how far events are sent, for flush_events(). */
@@ -395,15 +452,34 @@ SendBatch(void)
 	}
 	PG_CATCH();
 	{
-		/* NOTIFY's queue is full: keep them.  Anything else: drop them. */
+		/*
+		 * NOTIFY's queue is full: keep them.  Anything else: drop the
+		 * events of this transaction (none of them was sent) and have every
+		 * room re-read, so that a poison event cannot block the rest.
+		 */
 		ok = !Failed("events");
-		count = ok ? count + 1 : 0;
+		if (ok)
+			DropHeld(count + 1);
+		count = 0;
 	}
 	PG_END_TRY();
 
 	for (int i = 0; i < count && !dlist_is_empty(&held); i++)
 		Release(dlist_head_element(LocalEvent, node, &held));
 	return ok;
+}
+
+/* ResyncRoom sends, on channel, a bulk_change (counts 0: re-read) for room. */
+static void
+ResyncRoom(StringInfo buf, const char *channel, const char *room)
+{
+	PresenceEvent ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.room = room;
+	ev.bulk = true;
+	PresenceBuildPayload(buf, &ev);
+	Async_Notify(channel, buf->data);
 }
 
 /*
@@ -429,16 +505,26 @@ SendResync(void)
 			SPI_connect();
 			SPI_execute("SELECT name FROM presence.rooms ORDER BY name", true, 0);
 			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				PresenceEvent ev;
-
-				memset(&ev, 0, sizeof(ev));
-				ev.room = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-				ev.bulk = true;
-				PresenceBuildPayload(&buf, &ev);
-				Async_Notify(presence_notify_channel, buf.data);
-			}
+				ResyncRoom(&buf, presence_notify_channel,
+						   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 			SPI_finish();
+		}
+		if (dropped != NULL)
+		{
+			HASH_SEQ_STATUS seq;
+			char	   *key;
+			StringInfoData buf;
+
+			initStringInfo(&buf);
+			hash_seq_init(&seq, dropped);
+			while ((key = hash_seq_search(&seq)) != NULL)
+			{
+				char	   *sep = strchr(key, '\x01');
+
+				*sep = '\0';
+				ResyncRoom(&buf, key, sep + 1);
+				*sep = '\x01';
+			}
 		}
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -451,7 +537,12 @@ SendResync(void)
 	}
 	PG_END_TRY();
 	if (ok)
+	{
 		need_resync = false;
+		if (dropped != NULL)
+			hash_destroy(dropped);
+		dropped = NULL;
+	}
 	return ok;
 }
 
@@ -493,12 +584,17 @@ Detach(int code, Datum arg)
 {
 	if (slot == NULL)
 		return;
+	/* An error may have left the slot lock held (no transaction releases it). */
+	LWLockReleaseAll();
 	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 	if (slot->worker_pid == MyProcPid)
 	{
 		slot->worker_pid = 0;
 		slot->latch = NULL;
 		slot->start_requested = 0;
+		/* What it held is lost: the next worker re-announces every room. */
+		if (!dlist_is_empty(&held) || need_resync)
+			slot->overflow = true;
 	}
 	LWLockRelease(slot->lock);
 	ConditionVariableBroadcast(&slot->sent_cv);
@@ -531,6 +627,9 @@ TryExit(bool idle_expired)
 			slot->exit_requested = false;
 			if (nothing)
 				slot->dboid = InvalidOid;
+			/* Held events go with us: the next worker re-announces every room. */
+			else if (!dlist_is_empty(&held) || need_resync)
+				slot->overflow = true;
 		}
 	}
 	LWLockRelease(slot->lock);
@@ -584,7 +683,7 @@ presence_worker_main(Datum arg)
 	if (event_shared == NULL || !Attach(DatumGetInt32(arg), my_dboid))
 		proc_exit(0);
 	before_shmem_exit(Detach, (Datum) 0);
-	BackgroundWorkerInitializeConnectionByOid(my_dboid, InvalidOid, 0);
+	BackgroundWorkerInitializeConnectionByOid(my_dboid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
 	pgstat_report_appname("presence events");
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "presence worker",
 									   ALLOCSET_DEFAULT_SIZES);

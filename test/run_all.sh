@@ -124,8 +124,16 @@ done
 if [ "${#tests[@]}" -gt 0 ]; then
     mkdir "$tmp/cluster"
     if [ "$(id -u)" -eq 0 ]; then chown "$PRESENCE_OS_USER:" "$tmp/cluster"; fi
+    port=${PRESENCE_TEST_PORT:-54339}
+    # The default port may be taken (it lies in Linux's ephemeral range, so a
+    # recent outgoing connection can hold it): then take any free one.
+    if [ -z "${PRESENCE_TEST_PORT:-}" ] &&
+        ! python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        presence_log "port 54339 is in use; using $port"
+    fi
     step "integration cluster" \
-        presence_start_cluster "$tmp/cluster" "${PRESENCE_TEST_PORT:-54339}" presence_cron
+        presence_start_cluster "$tmp/cluster" "$port" presence_cron
     for t in "${tests[@]}"; do
         name=$(basename "$t" .sh)
         db="it_${name//[^A-Za-z0-9_]/_}"

@@ -13,7 +13,15 @@
 #  4. DROP DATABASE of a database whose worker runs succeeds at once;
 #  5. a third database (more than presence.max_databases) gets its events
 #     by direct NOTIFY;
-#  6. PREPARE TRANSACTION of a transaction with events is refused (0A000).
+#  6. PREPARE TRANSACTION of a transaction with events is refused (0A000);
+#  7. a worker cancelled before its database is dropped does not come back
+#     in a loop, and the slot is freed; a database that stops accepting
+#     connections still gets its events;
+#  8. a role that may not drop a database cannot stop its worker by trying;
+#  9. one transaction joining 3000 rooms with 6 kB of meta each keeps its
+#     memory small: past the ring's size its events are kept as one count
+#     per room, and each room gets a bulk_change (here the 64kB ring cannot
+#     hold even those, so every room is re-announced).
 set -euo pipefail
 # shellcheck source=test/integration/helpers.bash
 . "$(dirname "$0")/helpers.bash"
@@ -24,7 +32,7 @@ it_worker_cluster "presence.queue_size = '64kB'" "presence.max_databases = 2" \
 it_psql -q -c 'CREATE EXTENSION presence'
 
 /usr/bin/python3 - "$IT_WORKER_LOG" <<'PY' | tee "$IT_TMP/out"
-import json, os, select, signal, sys, time
+import json, os, select, signal, subprocess, sys, time
 import psycopg2
 
 log_path = sys.argv[1]
@@ -100,6 +108,11 @@ q(writer, "SELECT presence.remove('w-lobby', 'c2')")
 got = receive(listener, 1)
 check(len(got) == 1 and got[0][1]["removed"]["channel"] == "c2", "the next event starts it again")
 
+# From here on workers stay 60 s, so that the slots they hold stay held.
+q(writer, "ALTER SYSTEM SET presence.worker_idle_timeout = '60s'")
+q(writer, "SELECT pg_reload_conf()")
+time.sleep(0.5)
+
 # 3. A stopped worker: writers neither wait nor fail; the ring overflows;
 #    resumed, the worker re-announces every room.
 q(writer, "SELECT presence.add('w-stop', 'c0')")
@@ -146,11 +159,50 @@ try:
 except psycopg2.Error as e:
     check(False, "DROP DATABASE failed: %s" % e)
 
-# 5. More databases than slots: the third notifies directly.  Workers stay
-#    now, so that both slots are surely held.
-q(writer, "ALTER SYSTEM SET presence.worker_idle_timeout = '60s'")
-q(writer, "SELECT pg_reload_conf()")
+# 7. A cancelled worker, then DROP DATABASE: no restart loop, slot freed.
+q(writer, "DROP DATABASE IF EXISTS w_gone")
+q(writer, "CREATE DATABASE w_gone")
+gone = conn("w_gone")
+q(gone, "CREATE EXTENSION presence")
+q(gone, "SELECT presence.add('r', 'c1')")
+q(gone, "SELECT presence.flush_events()")
+gone_oid = q(writer, "SELECT oid FROM pg_database WHERE datname = 'w_gone'")[0][0]
+gpids = []
+for _ in range(50):
+    gpids = q(gone, "SELECT worker_pid FROM presence.queue_status() WHERE database = %s"
+                    " AND worker_pid IS NOT NULL", gone_oid)
+    if gpids:
+        break
+    q(gone, "SELECT presence.add('r', 'c2')")
+    time.sleep(0.1)
+gone.close()
+check(bool(gpids), "w_gone has a worker: %s" % q(writer, "SELECT * FROM presence.queue_status()"))
+if gpids:
+    q(writer, "SELECT pg_cancel_backend(%s)", gpids[0][0])
 time.sleep(0.5)
+q(writer, "DROP DATABASE w_gone")
+time.sleep(3)
+with open(log_path) as f:
+    loops = f.read().count('database %d does not exist' % gone_oid)
+check(loops <= 1, "no restart loop for a dropped database (%d FATALs)" % loops)
+check(not q(writer, "SELECT 1 FROM presence.queue_status() WHERE database = %s", gone_oid),
+      "the dropped database's slot is free")
+# ... and a database that no longer accepts new connections.
+q(writer, "DROP DATABASE IF EXISTS w_closed")
+q(writer, "CREATE DATABASE w_closed")
+closed, closed_listener = conn("w_closed"), None
+q(closed, "CREATE EXTENSION presence")
+closed_listener = conn("w_closed")
+q(closed_listener, "LISTEN presence")
+q(writer, "ALTER DATABASE w_closed ALLOW_CONNECTIONS false")
+q(closed, "SELECT presence.add('r', 'c1')")
+got = receive(closed_listener, 1)
+check(len(got) == 1, "a database with ALLOW_CONNECTIONS false still gets its events")
+closed.close()
+closed_listener.close()
+q(writer, "ALTER DATABASE w_closed ALLOW_CONNECTIONS true")
+
+# 5. More databases than slots: the third notifies directly.
 q(writer, "SELECT presence.add('w-lobby', 'c5')")
 for db in ("w_second", "w_third"):
     q(writer, "DROP DATABASE IF EXISTS " + db)
@@ -179,6 +231,36 @@ try:
 except psycopg2.Error as e:
     check(e.pgcode == "0A000", "PREPARE TRANSACTION with events: %s %s" % (e.pgcode, e.pgerror.strip().splitlines()[0]))
 c.close()
+
+# 8. A role that cannot drop the database cannot stop its worker.
+q(writer, "DROP ROLE IF EXISTS w_intruder")
+q(writer, "CREATE ROLE w_intruder LOGIN CREATEDB")
+q(writer, "SELECT presence.add('w-lobby', 'c8')")
+before = worker_pids(writer)
+intruder = psycopg2.connect("user=w_intruder dbname=postgres")
+intruder.autocommit = True
+try:
+    q(intruder, "DROP DATABASE presence_worker_it")
+except psycopg2.Error:
+    pass
+try:
+    q(intruder, "ALTER DATABASE presence_worker_it SET TABLESPACE pg_default")
+except psycopg2.Error:
+    pass
+intruder.close()
+check(before and worker_pids(writer) == before,
+      "failed DROP / ALTER DATABASE by a non-owner leave the worker running (%s, %s)" % (before, worker_pids(writer)))
+
+# 9. One transaction, 3000 rooms, 6 kB of meta each.
+out = subprocess.run(["/usr/bin/python3", os.environ["PRESENCE_REPO"] + "/test/tools/peak_memory.py",
+                      "SELECT count(presence.add('big-' || i, 'big', 'u', jsonb_build_object('blob', repeat('x', 6000))))"
+                      " FROM generate_series(1, 3000) i"], capture_output=True, text=True)
+peak = float(out.stdout.split("peak_private_mb=")[1].split()[0]) if "peak_private_mb=" in out.stdout else 999
+check(peak < 64, "3000 joins with 6 kB of meta in one transaction: peak private memory %.1f MB %s" % (peak, out.stderr[-200:]))
+q(writer, "SELECT presence.flush_events('30 seconds')")
+got = receive(listener, 100000, seconds=5)
+big = {e["room"] for _, e in got if e["room"].startswith("big-") and e["bulk_change"]}
+check(len(big) == 3000, "every one of its 3000 rooms gets a bulk_change: re-read (%d)" % len(big))
 
 print("RESULT " + ("ok" if not failures else "failed"))
 PY

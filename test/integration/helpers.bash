@@ -159,32 +159,41 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-# it_worker_cluster starts a throwaway cluster in worker mode (presence in
-# shared_preload_libraries: test/worker.conf, plus the settings given as
-# arguments, e.g. "presence.queue_size = '64kB'"), with pg_cron in database
-# presence_cron, on a free port, and points PGHOST, PGPORT and PGDATABASE
-# at it (database presence_worker_it).  It is stopped when the test exits.
-it_worker_cluster() {
-    local dir port line
+# it_cluster MODE [SETTING...] starts a throwaway cluster of the test's own,
+# in MODE direct (test/presence.conf) or worker (presence also in
+# shared_preload_libraries: test/worker.conf), plus the settings given, e.g.
+# "presence.queue_size = '64kB'"; with pg_cron in database presence_cron, on
+# a free port.  It points PGHOST, PGPORT and PGDATABASE at it (database
+# presence_worker_it), sets IT_CLUSTER_LOG to its log, and is stopped when
+# the test exits.
+it_cluster() {
+    local mode=$1 dir port extra=""
+    shift
     # shellcheck source=test/lib.sh
     . "$PRESENCE_REPO/test/lib.sh"
     dir=$(presence_mktemp)
     IT_CLUSTERS+=("$dir")
     port=$(it_free_port)
-    printf '%s\n' "$@" >"$dir/extra.conf"
-    PRESENCE_EXTRA_CONF="test/worker.conf" presence_start_cluster "$dir" "$port" presence_cron '' >/dev/null ||
-        it_fail "the worker-mode cluster did not start"
+    [ "$mode" = worker ] && extra=test/worker.conf
+    PRESENCE_EXTRA_CONF=$extra presence_start_cluster "$dir" "$port" presence_cron '' >/dev/null ||
+        it_fail "the $mode-mode cluster did not start"
     if [ "$#" -gt 0 ]; then
-        cat "$dir/extra.conf" >>"$dir/data/postgresql.conf"
+        printf '%s\n' "$@" >>"$dir/data/postgresql.conf"
         (cd "$dir" && presence_run_as_pg pg_ctl -D data -l log -w restart >/dev/null) ||
-            it_fail "the worker-mode cluster did not restart with: $*"
+            it_fail "the $mode-mode cluster did not restart with: $*"
     fi
     createdb presence_worker_it
     export PGDATABASE=presence_worker_it
+    IT_CLUSTER_LOG=$dir/log
     IT_WORKER_LOG=$dir/log
-    [ "$(it_value "SHOW shared_preload_libraries")" = "pg_cron,presence" ] ||
-        it_fail "presence is not preloaded in the worker-mode cluster"
+    if [ "$mode" = worker ]; then
+        [ "$(it_value "SHOW shared_preload_libraries")" = "pg_cron,presence" ] ||
+            it_fail "presence is not preloaded in the worker-mode cluster"
+    fi
 }
+
+# it_worker_cluster [SETTING...] is it_cluster worker.
+it_worker_cluster() { it_cluster worker "$@"; }
 
 # it_rerun_in_worker_mode runs the integration test SCRIPT (a path relative
 # to the repository) again on a worker-mode cluster of its own, so that it

@@ -33,9 +33,8 @@ SELECT * FROM (VALUES
 DROP INDEX presence.presences_channel_idx;
 CREATE INDEX presences_channel_idx ON presence.presences (room, channel);
 SELECT call, pg_temp.try(stmt) FROM api;
-\set VERBOSITY verbose
+-- In full: what changed, and how to restore it.
 SELECT presence.touch('sc1');
-\set VERBOSITY default
 DROP INDEX presence.presences_channel_idx;
 CREATE INDEX presences_channel_idx ON presence.presences (channel, room);
 SELECT call, pg_temp.try(stmt) FROM api;
