@@ -105,7 +105,7 @@ it_start_listener() {
     IT_LISTENER_PID=$!
     IT_PIDS+=("$IT_LISTENER_PID")
     for ((i = 0; i < 100; i++)); do
-        grep -q 'listening on' "$out.err" && return 0
+        grep -qs 'listening on' "$out.err" && return 0
         kill -0 "$IT_LISTENER_PID" 2>/dev/null || break
         sleep 0.1
     done
