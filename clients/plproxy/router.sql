@@ -137,34 +137,69 @@ COMMENT ON FUNCTION presence_router.check_rooms(text[]) IS
 -- Membership, one room: exactly one shard
 --------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION presence.add(room text, channel text,
-                                        user_id text DEFAULT NULL, meta jsonb DEFAULT NULL)
+-- presence.origin (the setting that tags a change's event with who made
+-- it) is a setting of the router's session, which the shard does not see:
+-- each call that changes presence passes its value along, and the shard
+-- sets it for the call's transaction there (set_config(..., true)).  The
+-- API functions are SQL wrappers (inlined) around these PL/Proxy halves.
+
+CREATE OR REPLACE FUNCTION presence_router.add(room text, channel text, user_id text,
+                                               meta jsonb, origin text)
 RETURNS boolean
 LANGUAGE plproxy
 AS $$
     CLUSTER 'presence_shards';
     RUN ON presence_router.room_hash_for_write(room);
+    SELECT presence.add(room, channel, user_id, meta)
+      FROM (SELECT pg_catalog.set_config('presence.origin', COALESCE(origin, ''), true)) o;
 $$;
+COMMENT ON FUNCTION presence_router.add(text, text, text, jsonb, text) IS
+    'presence.add on the room''s shard, with presence.origin set there';
+
+CREATE OR REPLACE FUNCTION presence_router.remove(room text, channel text, origin text)
+RETURNS boolean
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'presence_shards';
+    RUN ON presence_router.room_hash_for_write(room);
+    SELECT presence.remove(room, channel)
+      FROM (SELECT pg_catalog.set_config('presence.origin', COALESCE(origin, ''), true)) o;
+$$;
+COMMENT ON FUNCTION presence_router.remove(text, text, text) IS
+    'presence.remove on the room''s shard, with presence.origin set there';
+
+CREATE OR REPLACE FUNCTION presence_router.update(room text, channel text, meta jsonb, origin text)
+RETURNS boolean
+LANGUAGE plproxy
+AS $$
+    CLUSTER 'presence_shards';
+    RUN ON presence_router.room_hash_for_write(room);
+    SELECT presence.update(room, channel, meta)
+      FROM (SELECT pg_catalog.set_config('presence.origin', COALESCE(origin, ''), true)) o;
+$$;
+COMMENT ON FUNCTION presence_router.update(text, text, jsonb, text) IS
+    'presence.update on the room''s shard, with presence.origin set there';
+
+CREATE OR REPLACE FUNCTION presence.add(room text, channel text,
+                                        user_id text DEFAULT NULL, meta jsonb DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql
+RETURN presence_router.add(room, channel, user_id, meta,
+                           pg_catalog.current_setting('presence.origin', true));
 COMMENT ON FUNCTION presence.add(text, text, text, jsonb) IS
     'Join room with channel, on the room''s shard (see the extension''s presence.add)';
 
 CREATE OR REPLACE FUNCTION presence.remove(room text, channel text)
 RETURNS boolean
-LANGUAGE plproxy
-AS $$
-    CLUSTER 'presence_shards';
-    RUN ON presence_router.room_hash_for_write(room);
-$$;
+LANGUAGE sql
+RETURN presence_router.remove(room, channel, pg_catalog.current_setting('presence.origin', true));
 COMMENT ON FUNCTION presence.remove(text, text) IS
     'Leave one room, on the room''s shard; true if a presence was removed';
 
 CREATE OR REPLACE FUNCTION presence.update(room text, channel text, meta jsonb)
 RETURNS boolean
-LANGUAGE plproxy
-AS $$
-    CLUSTER 'presence_shards';
-    RUN ON presence_router.room_hash_for_write(room);
-$$;
+LANGUAGE sql
+RETURN presence_router.update(room, channel, meta, pg_catalog.current_setting('presence.origin', true));
 COMMENT ON FUNCTION presence.update(text, text, jsonb) IS
     'Replace meta of one presence, on the room''s shard; true if the presence exists';
 
@@ -243,27 +278,29 @@ $$;
 COMMENT ON FUNCTION presence_router.touch_rooms(text, text[]) IS
     'presence.touch(channel) on each shard that holds one of rooms, once; one count per shard';
 
-CREATE OR REPLACE FUNCTION presence_router.leave_all_all(channel text)
+CREATE OR REPLACE FUNCTION presence_router.leave_all_all(channel text, origin text)
 RETURNS SETOF integer
 LANGUAGE plproxy
 AS $$
     CLUSTER 'presence_shards';
     RUN ON ALL;
-    TARGET presence.leave_all;
+    SELECT presence.leave_all(channel)
+      FROM (SELECT pg_catalog.set_config('presence.origin', COALESCE(origin, ''), true)) o;
 $$;
-COMMENT ON FUNCTION presence_router.leave_all_all(text) IS
-    'presence.leave_all(channel) on every shard; one count per shard';
+COMMENT ON FUNCTION presence_router.leave_all_all(text, text) IS
+    'presence.leave_all(channel) on every shard, with presence.origin set there; one count per shard';
 
-CREATE OR REPLACE FUNCTION presence_router.leave_all_rooms(channel text, rooms text[])
+CREATE OR REPLACE FUNCTION presence_router.leave_all_rooms(channel text, rooms text[], origin text)
 RETURNS SETOF integer
 LANGUAGE plproxy
 AS $$
     CLUSTER 'presence_shards';
     SPLIT rooms;
     RUN ON presence_router.room_hash_for_write(rooms);
-    SELECT presence.leave_all(channel);
+    SELECT presence.leave_all(channel)
+      FROM (SELECT pg_catalog.set_config('presence.origin', COALESCE(origin, ''), true)) o;
 $$;
-COMMENT ON FUNCTION presence_router.leave_all_rooms(text, text[]) IS
+COMMENT ON FUNCTION presence_router.leave_all_rooms(text, text[], text) IS
     'presence.leave_all(channel) on each shard that holds one of rooms, once; one count per shard';
 
 CREATE OR REPLACE FUNCTION presence_router.rooms_of_all(channel text)
@@ -310,7 +347,8 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
     PERFORM presence_router.check_writable();
-    RETURN (SELECT COALESCE(pg_catalog.sum(n), 0)::integer FROM presence_router.leave_all_all(channel) n);
+    RETURN (SELECT COALESCE(pg_catalog.sum(n), 0)::integer FROM presence_router.leave_all_all(
+        channel, pg_catalog.current_setting('presence.origin', true)) n);
 END
 $$;
 COMMENT ON FUNCTION presence.leave_all(text) IS
@@ -322,7 +360,8 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
     PERFORM presence_router.check_rooms(rooms);
-    RETURN (SELECT COALESCE(pg_catalog.sum(n), 0)::integer FROM presence_router.leave_all_rooms(channel, rooms) n);
+    RETURN (SELECT COALESCE(pg_catalog.sum(n), 0)::integer FROM presence_router.leave_all_rooms(
+        channel, rooms, pg_catalog.current_setting('presence.origin', true)) n);
 END
 $$;
 COMMENT ON FUNCTION presence.leave_all(text, text[]) IS
@@ -341,15 +380,16 @@ COMMENT ON FUNCTION presence.rooms_of(text) IS
 -- Pruning: each shard prunes itself (its own pg_cron job); these fan out
 --------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION presence_router.prune_all(max_age interval)
+CREATE OR REPLACE FUNCTION presence_router.prune_all(max_age interval, origin text)
 RETURNS SETOF integer
 LANGUAGE plproxy
 AS $$
     CLUSTER 'presence_shards';
     RUN ON ALL;
-    TARGET presence.prune;
+    SELECT presence.prune(max_age)
+      FROM (SELECT pg_catalog.set_config('presence.origin', COALESCE(origin, ''), true)) o;
 $$;
-COMMENT ON FUNCTION presence_router.prune_all(interval) IS
+COMMENT ON FUNCTION presence_router.prune_all(interval, text) IS
     'presence.prune(max_age) on every shard; one count per shard';
 
 CREATE OR REPLACE FUNCTION presence_router.prune_rooms_all()
@@ -391,7 +431,8 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
     PERFORM presence_router.check_writable();
-    RETURN (SELECT COALESCE(pg_catalog.sum(n), 0)::integer FROM presence_router.prune_all(max_age) n);
+    RETURN (SELECT COALESCE(pg_catalog.sum(n), 0)::integer FROM presence_router.prune_all(
+        max_age, pg_catalog.current_setting('presence.origin', true)) n);
 END
 $$;
 COMMENT ON FUNCTION presence.prune(interval) IS
@@ -572,8 +613,10 @@ BEGIN
         presence.rooms_of(text), presence.stats(text),
         presence_router.room_hash(text), presence_router.room_hash_for_write(text),
         presence_router.check_writable(), presence_router.check_rooms(text[]),
+        presence_router.add(text, text, text, jsonb, text), presence_router.remove(text, text, text),
+        presence_router.update(text, text, jsonb, text),
         presence_router.touch_all(text), presence_router.touch_rooms(text, text[]),
-        presence_router.leave_all_all(text), presence_router.leave_all_rooms(text, text[]),
+        presence_router.leave_all_all(text, text), presence_router.leave_all_rooms(text, text[], text),
         presence_router.rooms_of_all(text)
         TO %I$g$, app);
 END

@@ -23,6 +23,18 @@ SELECT presence.add('porch', 'eve-1');
 SELECT presence.add('porch', 'anon-1');
 SELECT presence.add('attic', 'eve-2', 'eve', '{"device": "phone"}');
 
+-- presence.origin tags the events of the changes made while it is set,
+-- for the whole session or for one transaction (the Django drop-in's form);
+-- through the router, each call carries it to the shard.
+SET presence.origin = 'app-1';
+SELECT presence.add('gallery', 'fay-1', 'fay');
+SELECT presence.update('gallery', 'fay-1', '{"status": "busy"}');
+RESET presence.origin;
+SELECT presence.add('harbor', 'fay-1', 'fay')
+  FROM (SELECT set_config('presence.origin', 'django', true)) o;
+SELECT presence.remove('gallery', 'fay-1')
+  FROM (SELECT set_config('presence.origin', 'django', true)) o;
+
 -- A rejoin refreshes and returns false, no event; with another meta it
 -- sends an updated event.
 SELECT presence.add('lobby', 'ann-1', 'ann');
@@ -70,9 +82,7 @@ SELECT presence.touch('bob-1', ARRAY['gallery', 'study', 'gallery']);
 SELECT presence.touch('nobody');
 SELECT presence.touch('nobody', ARRAY['lobby']);
 
--- Errors: the SQLSTATE, the same on both sides, nothing changed.  (touch
--- in a read-only transaction is checked through the router only: the
--- extension answers a count there when it has nothing to write.)
+-- Errors: the SQLSTATE, the same on both sides, nothing changed.
 SELECT sqlstate_of($$SELECT presence.add(NULL, 'c')$$) AS add_null_room;
 SELECT sqlstate_of($$SELECT presence.add('', 'c')$$) AS add_empty_room;
 SELECT sqlstate_of($$SELECT presence.add('lobby', NULL)$$) AS add_null_channel;
@@ -91,6 +101,8 @@ SELECT sqlstate_of($$SELECT presence.leave_all('')$$) AS leave_all_empty;
 SELECT sqlstate_of($$SELECT presence.rooms_of(NULL)$$) AS rooms_of_null;
 SELECT sqlstate_of($$SELECT presence.prune()$$) AS prune_not_granted;
 BEGIN READ ONLY;
+SELECT sqlstate_of($$SELECT presence.touch('ann-1')$$) AS touch_read_only;
+SELECT sqlstate_of($$SELECT presence.touch('ann-1', ARRAY['lobby', 'kitchen'])$$) AS touch_rooms_read_only;
 SELECT sqlstate_of($$SELECT presence.add('lobby', 'ro-1')$$) AS add_read_only;
 SELECT sqlstate_of($$SELECT presence.remove('lobby', 'ann-1')$$) AS remove_read_only;
 SELECT sqlstate_of($$SELECT presence.leave_all('ann-1')$$) AS leave_all_read_only;

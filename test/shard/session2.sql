@@ -9,20 +9,20 @@ SET client_min_messages = warning;
 -- in attic and porch; leaving again finds nothing.
 SELECT presence.rooms_of('k0-0');
 SELECT presence.leave_all('k0-0');
-SELECT presence.leave_all('k1-0', ARRAY['conc_0', 'conc_2', 'conc_4', 'conc_6']);
+SELECT presence.leave_all('k1-0', ARRAY['conc_0', 'conc_2', 'conc_4', 'conc_6'])
+  FROM (SELECT set_config('presence.origin', 'app-3', true)) o;
+SET presence.origin = 'app-2';
 SELECT presence.leave_all('dan-1');
+RESET presence.origin;
 SELECT presence.leave_all('dan-1');
 SELECT presence.leave_all('nobody', ARRAY['lobby', 'porch']);
 SELECT presence.rooms_of('k0-0');
 
--- The heartbeats of the survivors.  (One touch per statement: on one
--- cluster, a touch that reads after one that wrote in the same statement
--- answers 0.)
-SELECT presence.touch('k2-3');
-SELECT presence.touch('k2-3', ARRAY['conc_0', 'conc_1', 'conc_2', 'conc_3',
-                                    'conc_4', 'conc_5', 'conc_6', 'conc_7']);
-SELECT presence.touch('same');
-SELECT presence.touch('same', ARRAY['conc_hot']);
+-- The heartbeats of the survivors, both forms in one statement (the
+-- second touch counts what the first one wrote).
+SELECT presence.touch('k2-3'), presence.touch('k2-3', ARRAY['conc_0', 'conc_1', 'conc_2', 'conc_3',
+                                                            'conc_4', 'conc_5', 'conc_6', 'conc_7']);
+SELECT presence.touch('same'), presence.touch('same', ARRAY['conc_hot']);
 
 -- Every room, as a reader sees it.
 SELECT r AS room, m.channel, m.user_id, m.meta

@@ -54,6 +54,7 @@ if [ "$(it_value "SELECT count(*) FROM pg_available_extensions WHERE name = 'plp
         it_fail "plproxy is not available in $PRESENCE_PGBIN (postgresql-15-plproxy installs it into /usr/lib/postgresql/15)"
 fi
 it_build_listen
+it_ensure_psycopg2
 
 # psql helpers: on the router (this test's database), on the reference, on
 # shard I, each as ROLE (postgres unless said).
@@ -180,6 +181,20 @@ stop_listeners() {
         grep -qxF "$marker" "$f" || it_fail "the listener writing $f did not receive the end marker"
         it_check_json "$f"
     done
+    # Every event is signed with its own database's key (presence.event_key()
+    # there): a listener verifies each shard's events with that shard's key.
+    for ((i = 0; i < n; i++)); do
+        PGHOST=127.0.0.1 PGPORT=${shard_ports[$i]} PGDATABASE=$shard_db \
+            /usr/bin/python3 "$PRESENCE_REPO/test/tools/verify_events.py" "$IT_TMP/$tag.shard$i" >/dev/null ||
+            it_fail "shard $i: events whose signature does not verify with shard $i's key (above)"
+    done
+    PGDATABASE=$ref_db /usr/bin/python3 "$PRESENCE_REPO/test/tools/verify_events.py" "$IT_TMP/$tag.ref" >/dev/null ||
+        it_fail "single cluster: events whose signature does not verify (above)"
+    # ...and only with it: the keys differ, so shard 1's events fail with shard 0's key.
+    if PGHOST=127.0.0.1 PGPORT=${shard_ports[0]} PGDATABASE=$shard_db \
+        /usr/bin/python3 "$PRESENCE_REPO/test/tools/verify_events.py" "$IT_TMP/$tag.shard1" >/dev/null 2>&1; then
+        it_fail "shard 1's events verify with shard 0's key: the shards share a key, or nothing is checked"
+    fi
     for pid in "${listener_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
@@ -232,7 +247,9 @@ SELECT presence.leave_all('probe-1');"
     for ((i = 0; i < n; i++)); do
         got=$(q_shard "$i" -c "SELECT string_agg(funcname || '=' || calls, ' ' ORDER BY funcname)
                                  FROM pg_stat_user_functions WHERE schemaname = 'presence'
-                                  AND funcname NOT IN ('capture_change', 'capture_truncate', 'send_events')")
+                                  AND funcname IN ('add', 'remove', 'update', 'members', 'users',
+                                                   'anonymous_count', 'stats', 'touch', 'leave_all',
+                                                   'rooms_of')")
         if [ "$i" = "$probe" ]; then
             want="add=2 anonymous_count=1 leave_all=2 members=1 remove=1 rooms_of=1 stats=1 touch=2 update=1 users=1"
         else
@@ -378,7 +395,7 @@ session 2
 reset 4
 session 4
 
-# cron_prune: with 4 shards, each shard's own pg_cron job prunes it.  Rooms
+# cron_prune: with 4 shards (emptied), each shard's own pg_cron job prunes it.  Rooms
 # on every shard get stale presences (and cron_0 a live one, which
 # heartbeats through the router with the room-scoped touch); the router's
 # schedule_prune() creates one job per shard (twice: still one each); after
@@ -446,13 +463,13 @@ SQL
 {"room":"cron_2","added":{"channel":"c2a","user_id":null,"meta":null,"user_joined":false},"removed":null,"updated":null,"bulk_change":false}
 {"room":"cron_2","added":{"channel":"c2b","user_id":null,"meta":null,"user_joined":false},"removed":null,"updated":null,"bulk_change":false}
 {"room":"cron_6","added":{"channel":"c6a","user_id":"dan","meta":null,"user_joined":true},"removed":null,"updated":null,"bulk_change":false}
-{"room":"cron_0","added":null,"removed":null,"updated":null,"bulk_change":true,"added_count":0,"removed_count":2}
-{"room":"cron_1","added":null,"removed":{"channel":"c1a","user_id":"cat","meta":null,"user_left":true},"updated":null,"bulk_change":false}
-{"room":"cron_2","added":null,"removed":null,"updated":null,"bulk_change":true,"added_count":0,"removed_count":2}
-{"room":"cron_6","added":null,"removed":{"channel":"c6a","user_id":"dan","meta":null,"user_left":true},"updated":null,"bulk_change":false}
+{"room":"cron_0","added":null,"removed":null,"updated":null,"bulk_change":true,"added_count":0,"removed_count":2,"pruned":true}
+{"room":"cron_1","added":null,"removed":{"channel":"c1a","user_id":"cat","meta":null,"user_left":true},"updated":null,"bulk_change":false,"pruned":true}
+{"room":"cron_2","added":null,"removed":null,"updated":null,"bulk_change":true,"added_count":0,"removed_count":2,"pruned":true}
+{"room":"cron_6","added":null,"removed":{"channel":"c6a","user_id":"dan","meta":null,"user_left":true},"updated":null,"bulk_change":false,"pruned":true}
 EOF2
     printf 'cron_0\t2\ncron_1\t1\ncron_2\t0\ncron_6\t3\n' >"$IT_TMP/cron.routes"
-    python3 "$sess/compare_events.py" --ignore pruned "$IT_TMP/cron.routes" "$IT_TMP/cron.expected" \
+    python3 "$sess/compare_events.py" "$IT_TMP/cron.routes" "$IT_TMP/cron.expected" \
         "$IT_TMP/cron.shard0" "$IT_TMP/cron.shard1" "$IT_TMP/cron.shard2" "$IT_TMP/cron.shard3" \
         >"$IT_TMP/cron.events" || it_fail "the events of the pg_cron prunes differ from the expected ones (above)"
     [ "$(q_router -U "$app" -c "SELECT string_agg(channel, ',') FROM presence.members('cron_0')")" = live ] ||
@@ -468,6 +485,7 @@ EOF2
     it_log "4 shards: each job succeeded; $(cat "$IT_TMP/cron.events") (expected, joins and prunes);" \
         "the live presence and its room survived; unschedule_prune() removed the 4 jobs"
 }
+reset 4
 cron_prune
 
 it_log "ok: in $((SECONDS - started))s"
