@@ -21,8 +21,11 @@
 #
 # Measured, with 1 and 4 clients: touch(channel) (fan-out: one call per
 # shard), touch(channel, ARRAY[its room]) (one call), add + remove of a new
-# presence (one shard each).  All clusters share this machine's cores, so
-# the figures are the cost of the extra hop and work, not a scale-out.
+# presence (one shard each); for each, the throughput and the CPU time all
+# five servers spent per call (router and shards together, from /proc: see
+# cpu_ticks).  All clusters share this machine's cores, so the figures are
+# the cost of the extra hop and work, not a scale-out; on a busy machine
+# the throughput moves with the load, the CPU per call much less.
 set -euo pipefail
 # shellcheck source=test/lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -105,15 +108,39 @@ SQL
     [ "$total" = "$rooms" ] || presence_die "router$n sees $total rooms on its shards, expected $rooms"
 done
 
-# tps DB SCRIPT CLIENTS: pgbench throughput, -M prepared.
+# cpu_ticks prints the CPU time (clock ticks, user + system) the five
+# clusters have used: each postmaster's own, that of its children that have
+# exited (the postmaster reaps its backends: cutime + cstime) and that of
+# its children alive now.  Backends that served a pgbench run have exited
+# (and been reaped) by the time it is read again, so the difference is the
+# run's CPU on every server involved, whatever else this machine is doing.
+cpu_ticks() {
+    local d pm
+    for d in "${dirs[@]}"; do
+        pm=$(head -n 1 "$d/data/postmaster.pid")
+        awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat"
+        for c in $(pgrep -P "$pm"); do
+            awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$c/stat" 2>/dev/null || true
+        done
+    done | awk '{ t += $1 } END { print t }'
+}
+clk_tck=$(getconf CLK_TCK)
+
+# run DB SCRIPT CLIENTS: one pgbench run (-M prepared); prints its
+# throughput and the servers' CPU milliseconds per call.
 log=${dirs[$nshards]}/pgbench.log
-tps() {
-    local out
+run() {
+    local out before after n
+    before=$(cpu_ticks)
     out=$(pgbench -n -M prepared -c "$3" -j "$(($3 < 2 ? 1 : 2))" -T "$secs" \
         -D presences="$presences" -D rooms="$rooms" -f "$bench_dir/$2" "$1" 2>&1) ||
         { printf '%s\n' "$out" >&2; presence_die "pgbench $2 on $1 failed"; }
+    sleep 0.5  # the run's backends (and their PL/Proxy connections) exit
+    after=$(cpu_ticks)
     printf '%s\n' "$out" >>"$log"
-    printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+    n=$(printf '%s\n' "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+    printf '%s %s\n' "$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')" \
+        "$(awk -v a="$after" -v b="$before" -v n="$n" -v hz="$clk_tck" 'BEGIN { printf "%.4f", (a - b) * 1000 / hz / n }')"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -138,29 +165,31 @@ echo "presence through PL/Proxy: $(nproc) cores, $(psql -X -At -d postgres -c 'S
     "$presences channels in $rooms rooms, ${secs}s per point, median of $reps, touch_interval 0," \
     "synchronous_commit off; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| operation | shard calls per call | clients | ops/s | ms per call | vs single cluster |"
-echo "|---|---|---|---|---|---|"
+echo "| operation | shard calls per call | clients | ops/s | vs single cluster | server CPU per call (ms) | vs single cluster |"
+echo "|---|---|---|---|---|---|---|"
 for c in $clients; do
     # Every point once per round, rounds reps times: drifts in the machine's
     # load spread over all points alike.
-    declare -A runs=()
+    declare -A tput=() cpu=()
     for ((r = 0; r < reps; r++)); do
         for p in "${points[@]}"; do
             IFS='|' read -r label db script calls <<<"$p"
-            runs[$label]+="$(tps "$db" "$script" "$c")"$'\n'
+            read -r t u <<<"$(run "$db" "$script" "$c")"
+            tput[$label]+="$t"$'\n' cpu[$label]+="$u"$'\n'
         done
     done
     for p in "${points[@]}"; do
         IFS='|' read -r label db script calls <<<"$p"
-        t=$(printf '%s' "${runs[$label]}" | median)
         case $label in
-            touch*) base=$(printf '%s' "${runs["touch(channel), single cluster"]}" | median) ;;
-            *) base=$(printf '%s' "${runs["add + remove, single cluster"]}" | median) ;;
+            touch*) base="touch(channel), single cluster" ;;
+            *) base="add + remove, single cluster" ;;
         esac
-        awk -v l="$label" -v k="$calls" -v c="$c" -v t="$t" -v b="$base" 'BEGIN {
-            printf "| %s | %s | %d | %.0f | %.3f | %.2f |\n", l, k, c, t, 1000 * c / t, t / b }'
+        t=$(printf '%s' "${tput[$label]}" | median) u=$(printf '%s' "${cpu[$label]}" | median)
+        bt=$(printf '%s' "${tput[$base]}" | median) bu=$(printf '%s' "${cpu[$base]}" | median)
+        awk -v l="$label" -v k="$calls" -v c="$c" -v t="$t" -v bt="$bt" -v u="$u" -v bu="$bu" 'BEGIN {
+            printf "| %s | %s | %d | %.0f | %.2f | %.3f | %.1f |\n", l, k, c, t, t / bt, u, u / bu }'
     done
-    unset runs
+    unset tput cpu
 done
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -35,12 +35,13 @@ ref_db=${PGDATABASE}_ref
 app=presence_shard_app
 shard_db=presence_shard
 nshards=4
-shard_dirs=() shard_ports=() listener_pids=()
+shard_dirs=() shard_ports=() listener_pids=() start_pids=()
 
 # it_on_exit (helpers.bash's EXIT trap, also on failure): stop the shard
 # clusters and remove them.
 it_on_exit() {
-    local dir
+    local dir pid
+    for pid in "${start_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     for dir in "${shard_dirs[@]}"; do
         presence_stop_cluster "$dir"
         rm -rf "$dir"
@@ -70,11 +71,15 @@ connstr() { printf 'host=127.0.0.1 port=%s dbname=%s' "${shard_ports[$1]}" "$sha
 # The shard clusters: presence_start_cluster (test/lib.sh) with pg_cron in
 # the shard database, on 127.0.0.1 and a free port; in a subshell, so that
 # its PG* exports stay there.
+# The four start at once (initdb and start take a few seconds each).
 for ((i = 0; i < nshards; i++)); do
     shard_dirs+=("$(presence_mktemp)")
     shard_ports+=("$(it_free_port)")
-    (presence_start_cluster "${shard_dirs[$i]}" "${shard_ports[$i]}" "$shard_db" 2>"$IT_TMP/start.err") ||
-        { cat "$IT_TMP/start.err" >&2; it_fail "shard cluster $i did not start"; }
+    (presence_start_cluster "${shard_dirs[$i]}" "${shard_ports[$i]}" "$shard_db" 2>"$IT_TMP/start$i.err") &
+    start_pids+=($!)
+done
+for ((i = 0; i < nshards; i++)); do
+    wait "${start_pids[$i]}" || { cat "$IT_TMP/start$i.err" >&2; it_fail "shard cluster $i did not start"; }
     q_shard "$i" <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION pg_cron;
