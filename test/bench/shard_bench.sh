@@ -17,7 +17,10 @@
 # would to its database; the router reaches the shards over TCP on
 # 127.0.0.1, as it would other hosts.  Every database has the same 10000
 # channels, each in one of 1000 rooms; touch_interval is 0 (every touch
-# writes, as a heartbeat every 30 s does) and synchronous_commit off.
+# writes, as a heartbeat every 30 s does), synchronous_commit off, and
+# autovacuum off: a vacuum started by one point's writes would be counted in
+# the CPU of whichever point runs next (touch's updates are HOT and prune
+# their pages themselves).
 #
 # Measured, with 1 and 4 clients: touch(channel) (fan-out: one call per
 # shard), touch(channel, ARRAY[its room]) (one call), add + remove of a new
@@ -73,7 +76,8 @@ export PGHOST=${dirs[$nshards]}/sock PGPORT=${ports[$nshards]} PGUSER=postgres
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 qs() { local i=$1; shift; q -h 127.0.0.1 -p "${ports[$i]}" "$@"; }
 for ((i = 0; i <= nshards; i++)); do
-    qs "$i" -d postgres -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
+    qs "$i" -d postgres -c "ALTER SYSTEM SET synchronous_commit = off" \
+        -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 done
 
 # setup_db PSQL-ARGS... N SHARD: creates a database with the extension and
@@ -163,7 +167,7 @@ echo
 echo "presence through PL/Proxy: $(nproc) cores, $(psql -X -At -d postgres -c 'SHOW server_version')," \
     "plproxy $(q -d router1 -c "SELECT extversion FROM pg_extension WHERE extname = 'plproxy'")," \
     "$presences channels in $rooms rooms, ${secs}s per point, median of $reps, touch_interval 0," \
-    "synchronous_commit off; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "synchronous_commit off, autovacuum off; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| operation | shard calls per call | clients | ops/s | vs single cluster | server CPU per call (ms) | vs single cluster |"
 echo "|---|---|---|---|---|---|---|"

@@ -211,7 +211,7 @@ stop_listeners() {
 # router session), so that their function statistics have been written.
 wait_shards_idle() {
     local n=$1 i t busy
-    for ((t = 0; t < 100; t++)); do
+    for ((t = 0; t < 300; t++)); do
         busy=0
         for ((i = 0; i < n; i++)); do
             busy=$((busy + $(q_shard "$i" -c "SELECT count(*) FROM pg_stat_activity
