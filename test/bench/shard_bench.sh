@@ -26,7 +26,7 @@
 # shard), touch(channel, ARRAY[its room]) (one call), add + remove of a new
 # presence (one shard each); for each, the throughput and the CPU time all
 # five servers spent per call (router and shards together, from /proc: see
-# cpu_ticks).  All clusters share this machine's cores, so the figures are
+# cpu_ticks), and how much of it the router's cluster spent.  All clusters share this machine's cores, so the figures are
 # the cost of the extra hop and work, not a scale-out; on a busy machine
 # the throughput moves with the load, the CPU per call much less.
 set -euo pipefail
@@ -112,15 +112,15 @@ SQL
     [ "$total" = "$rooms" ] || presence_die "router$n sees $total rooms on its shards, expected $rooms"
 done
 
-# cpu_ticks prints the CPU time (clock ticks, user + system) the five
-# clusters have used: each postmaster's own, that of its children that have
+# cpu_ticks DIR... prints the CPU time (clock ticks, user + system) the
+# clusters in DIR... have used: each postmaster's own, that of its children that have
 # exited (the postmaster reaps its backends: cutime + cstime) and that of
 # its children alive now.  Backends that served a pgbench run have exited
 # (and been reaped) by the time it is read again, so the difference is the
 # run's CPU on every server involved, whatever else this machine is doing.
 cpu_ticks() {
     local d pm
-    for d in "${dirs[@]}"; do
+    for d in "$@"; do
         pm=$(head -n 1 "$d/data/postmaster.pid")
         awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat"
         for c in $(pgrep -P "$pm"); do
@@ -134,17 +134,18 @@ clk_tck=$(getconf CLK_TCK)
 # throughput and the servers' CPU milliseconds per call.
 log=${dirs[$nshards]}/pgbench.log
 run() {
-    local out before after n
-    before=$(cpu_ticks)
+    local out before after rbefore rafter n
+    before=$(cpu_ticks "${dirs[@]}") rbefore=$(cpu_ticks "${dirs[$nshards]}")
     out=$(pgbench -n -M prepared -c "$3" -j "$(($3 < 2 ? 1 : 2))" -T "$secs" \
         -D presences="$presences" -D rooms="$rooms" -f "$bench_dir/$2" "$1" 2>&1) ||
         { printf '%s\n' "$out" >&2; presence_die "pgbench $2 on $1 failed"; }
     sleep 0.5  # the run's backends (and their PL/Proxy connections) exit
-    after=$(cpu_ticks)
+    after=$(cpu_ticks "${dirs[@]}") rafter=$(cpu_ticks "${dirs[$nshards]}")
     printf '%s\n' "$out" >>"$log"
     n=$(printf '%s\n' "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
-    printf '%s %s\n' "$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')" \
-        "$(awk -v a="$after" -v b="$before" -v n="$n" -v hz="$clk_tck" 'BEGIN { printf "%.4f", (a - b) * 1000 / hz / n }')"
+    printf '%s %s %s\n' "$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')" \
+        "$(awk -v a="$after" -v b="$before" -v n="$n" -v hz="$clk_tck" 'BEGIN { printf "%.4f", (a - b) * 1000 / hz / n }')" \
+        "$(awk -v a="$rafter" -v b="$rbefore" -v n="$n" -v hz="$clk_tck" 'BEGIN { printf "%.4f", (a - b) * 1000 / hz / n }')"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -169,17 +170,17 @@ echo "presence through PL/Proxy: $(nproc) cores, $(psql -X -At -d postgres -c 'S
     "$presences channels in $rooms rooms, ${secs}s per point, median of $reps, touch_interval 0," \
     "synchronous_commit off, autovacuum off; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| operation | shard calls per call | clients | ops/s | vs single cluster | server CPU per call (ms) | vs single cluster |"
-echo "|---|---|---|---|---|---|---|"
+echo "| operation | shard calls per call | clients | ops/s | vs single cluster | server CPU per call (ms) | vs single cluster | of which router / shards (ms) |"
+echo "|---|---|---|---|---|---|---|---|"
 for c in $clients; do
     # Every point once per round, rounds reps times: drifts in the machine's
     # load spread over all points alike.
-    declare -A tput=() cpu=()
+    declare -A tput=() cpu=() rcpu=()
     for ((r = 0; r < reps; r++)); do
         for p in "${points[@]}"; do
             IFS='|' read -r label db script calls <<<"$p"
-            read -r t u <<<"$(run "$db" "$script" "$c")"
-            tput[$label]+="$t"$'\n' cpu[$label]+="$u"$'\n'
+            read -r t u ru <<<"$(run "$db" "$script" "$c")"
+            tput[$label]+="$t"$'\n' cpu[$label]+="$u"$'\n' rcpu[$label]+="$ru"$'\n'
         done
     done
     for p in "${points[@]}"; do
@@ -189,11 +190,13 @@ for c in $clients; do
             *) base="add + remove, single cluster" ;;
         esac
         t=$(printf '%s' "${tput[$label]}" | median) u=$(printf '%s' "${cpu[$label]}" | median)
+        ru=$(printf '%s' "${rcpu[$label]}" | median)
         bt=$(printf '%s' "${tput[$base]}" | median) bu=$(printf '%s' "${cpu[$base]}" | median)
-        awk -v l="$label" -v k="$calls" -v c="$c" -v t="$t" -v bt="$bt" -v u="$u" -v bu="$bu" 'BEGIN {
-            printf "| %s | %s | %d | %.0f | %.2f | %.3f | %.1f |\n", l, k, c, t, t / bt, u, u / bu }'
+        awk -v l="$label" -v k="$calls" -v c="$c" -v t="$t" -v bt="$bt" -v u="$u" -v bu="$bu" -v ru="$ru" 'BEGIN {
+            split_ = (l ~ /single cluster/) ? "-" : sprintf("%.3f / %.3f", ru, u - ru)
+            printf "| %s | %s | %d | %.0f | %.2f | %.3f | %.1f | %s |\n", l, k, c, t, t / bt, u, u / bu, split_ }'
     done
-    unset tput cpu
+    unset tput cpu rcpu
 done
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -400,6 +400,21 @@ session 2
 reset 4
 session 4
 
+# misplaced() is what tells an admin that the shard list does not match
+# the data: with shards 0 and 1 swapped, every room of those two shards is
+# listed (stored on one, routed to the other); put back, none is.
+listed=$(q_router -c "SELECT string_agg(quote_literal(connstr), ',' ORDER BY shard) FROM presence_router.shards()")
+swapped=$(q_router -c "SELECT string_agg(quote_literal(connstr), ',' ORDER BY CASE shard WHEN 0 THEN 1 WHEN 1 THEN 0 ELSE shard END)
+                         FROM presence_router.shards()")
+q_router -c "CALL presence_router.set_shards(ARRAY[$swapped])" >/dev/null
+got=$(q_router -c "SELECT count(*) FILTER (WHERE stored_on IN (0, 1) AND routed_to IN (0, 1)) || ' ' || count(*)
+                     FROM presence_router.misplaced()")
+want=$(( $(q_shard 0 -c "SELECT count(*) FROM presence.rooms") + $(q_shard 1 -c "SELECT count(*) FROM presence.rooms") ))
+[ "$got" = "$want $want" ] || it_fail "with shards 0 and 1 swapped, misplaced() lists '$got' rooms, expected all $want of theirs"
+q_router -c "CALL presence_router.set_shards(ARRAY[$listed])" >/dev/null
+[ -z "$(q_router -c "SELECT * FROM presence_router.misplaced()")" ] || it_fail "misplaced() lists rooms after the list was put back"
+it_log "misplaced(): with shards 0 and 1 swapped in the list, it lists their $want rooms; put back, none"
+
 # cron_prune: with 4 shards (emptied), each shard's own pg_cron job prunes it.  Rooms
 # on every shard get stale presences (and cron_0 a live one, which
 # heartbeats through the router with the room-scoped touch); the router's
