@@ -101,7 +101,7 @@ helper_sql="CREATE FUNCTION public.sqlstate_of(stmt text) RETURNS text LANGUAGE 
 q_router -c "$helper_sql"
 q_ref -c "$helper_sql"
 
-# extension_grants DB-PSQL...: the extension's GRANTs for the app role (README).
+# The extension's GRANTs for the app role (README), on every shard and the reference.
 app_grants="GRANT USAGE ON SCHEMA presence TO $app;
 GRANT EXECUTE ON FUNCTION
     presence.add(text, text, text, jsonb), presence.remove(text, text),
@@ -267,7 +267,7 @@ SELECT presence.leave_all('probe-1');"
         "touch/leave_all/rooms_of of a channel on all $n shards, their room-scoped forms on shard $probe only"
 }
 
-# stale SQL-PSQL...: ages presences by hand, as if their connections had
+# age_sql ages presences by hand, as if their connections had
 # vanished ten minutes ago (an UPDATE of last_seen sends no event).
 age_sql="UPDATE presence.presences SET last_seen = now() - interval '10 minutes'
           WHERE channel IN ('ann-1', 'eve-2', 'k2-1', 'k3-2', 'anon-k0-1') OR room = 'conc_5'"
