@@ -32,6 +32,13 @@ ISOLATION_OPTS = --inputdir=test --outputdir=. \
                --temp-instance=test/tmp_isolation --temp-config=test/presence.conf \
                --temp-config=test/regress.conf
 
+# PRESENCE_WORKER=1 runs both suites with presence preloaded (worker mode:
+# a background worker sends the events); test/run_all.sh runs both modes.
+ifdef PRESENCE_WORKER
+REGRESS_OPTS   += --temp-config=test/worker.conf
+ISOLATION_OPTS += --temp-config=test/worker.conf
+endif
+
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

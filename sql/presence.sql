@@ -168,7 +168,31 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION presence.rotate_event_key() IS
     'Replace the event key with a new random one; listeners fetch it again';
 
-REVOKE ALL ON FUNCTION presence.event_key(), presence.rotate_event_key() FROM PUBLIC;
+-- With presence in shared_preload_libraries a background worker sends the
+-- events after commit: this waits until it has sent those of every
+-- transaction that committed before the call (true), or timeout passed
+-- (false).  Without preload events go out at commit: true at once.
+CREATE FUNCTION presence.flush_events(timeout interval DEFAULT '10 seconds')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'presence_flush_events'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.flush_events(interval) IS
+    'Wait until the events of transactions committed before the call are sent (worker mode); true if they are';
+
+-- What waits for the workers, per database (worker mode; no rows otherwise).
+CREATE FUNCTION presence.queue_status(
+    OUT database oid, OUT worker_pid integer,
+    OUT queued_bytes bigint, OUT unsent_bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'presence_queue_status'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.queue_status() IS
+    'Per database with a worker slot: its worker (NULL: none), bytes queued for it, bytes not yet sent';
+
+REVOKE ALL ON FUNCTION presence.event_key(), presence.rotate_event_key(),
+    presence.flush_events(interval), presence.queue_status() FROM PUBLIC;
 SELECT presence.rotate_event_key();
 
 --------------------------------------------------------------------------

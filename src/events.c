@@ -23,6 +23,7 @@
  *-------------------------------------------------------------------------
  */
 #include "events.h"
+#include "event_queue.h"
 
 #include "access/htup_details.h"
 #include "commands/async.h"
@@ -34,11 +35,14 @@
 /* Rows a TRUNCATE's announcement fetches at a time. */
 #define TRUNCATE_FETCH 1000
 
-/* PresenceEmit sends one payload on presence.notify_channel. */
+/*
+ * PresenceEmit sends one event on presence.notify_channel: with NOTIFY, or
+ * in worker mode through this database's queue (event_queue.c).
+ */
 void
-PresenceEmit(const char *payload)
+PresenceEmit(const char *payload, const PresenceEvent *ev)
 {
-	Async_Notify(presence_notify_channel, payload);
+	EventQueueAdd(payload, ev);
 }
 
 /*
@@ -103,7 +107,7 @@ PresenceEventsSend(bool force)
 				continue;
 			EventOf(&ev, rooms[i]);
 			PresenceBuildPayload(&buf, &ev);
-			PresenceEmit(buf.data);
+			PresenceEmit(buf.data, &ev);
 		}
 		MemoryContextSwitchTo(oldcxt);
 	}
@@ -215,7 +219,7 @@ TruncateRoomSend(TruncateRoom *tr, StringInfo buf)
 	/* Everything goes, and nobody can change presences meanwhile. */
 	tr->ev.flag = tr->ev.user_id != NULL;
 	PresenceBuildPayload(buf, &tr->ev);
-	PresenceEmit(buf->data);
+	PresenceEmit(buf->data, &tr->ev);
 	MemoryContextReset(tr->cxt);
 	memset(&tr->ev, 0, sizeof(tr->ev));
 	tr->room = NULL;

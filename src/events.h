@@ -78,6 +78,6 @@ extern void PresenceBuildPayload(StringInfo buf, const PresenceEvent *ev);
 extern void PresenceSignPayload(StringInfo buf);
 
 /* events.c */
-extern void PresenceEmit(const char *payload);
+extern void PresenceEmit(const char *payload, const PresenceEvent *ev);
 
 #endif							/* PRESENCE_EVENTS_H */

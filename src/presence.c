@@ -18,7 +18,10 @@
 #include <limits.h>
 
 #include "commands/async.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
+
+#include "event_queue.h"
 
 PG_MODULE_MAGIC;
 
@@ -201,6 +204,43 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("presence.worker_idle_timeout",
+							"An event worker exits after this long without events (0: never).",
+							"The next event starts it again.",
+							&presence_worker_idle_timeout_ms,
+							300000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * The worker transport needs shared memory, so it exists only when the
+	 * library is preloaded; so do its PGC_POSTMASTER settings, which cannot
+	 * be defined later.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("presence.queue_size",
+								"Shared memory for the events of each database waiting for the worker, and the most the worker holds.",
+								"Used only with presence in shared_preload_libraries.",
+								&presence_queue_size_kb,
+								4096, 64, 1024 * 1024,
+								PGC_POSTMASTER,
+								GUC_UNIT_KB,
+								NULL, NULL, NULL);
+
+		DefineCustomIntVariable("presence.max_databases",
+								"Databases whose events the workers can carry at once; others notify directly.",
+								"Used only with presence in shared_preload_libraries.",
+								&presence_max_databases,
+								4, 1, 64,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
+		EventQueueInit();
+	}
 
 	MarkGUCPrefixReserved("presence");
 }

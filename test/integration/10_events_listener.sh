@@ -100,7 +100,9 @@ SELECT presence.add(E'ro"om\\ \u00e9\x01', E'ch\nan\tnel"\\',
 -- 8000-byte limit, so meta is left out ("meta":null,"meta_omitted":true).
 SELECT presence.add('big', 'm1', '5', jsonb_build_object('blob', repeat('x', 10000)));
 
--- The end marker (not a presence event).
+-- The end marker (not a presence event), once every event before it has
+-- been sent (in worker mode the worker sends them after commit).
+SELECT presence.flush_events();
 SELECT pg_notify('presence', '{"test":"end"}');
 SQL
 

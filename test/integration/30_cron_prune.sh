@@ -115,6 +115,7 @@ it_log "the fresh presence and its room survived; cronit_gone and cronit_one wer
 # for the rooms that lost several presences, a removed event for the room
 # that lost one (user_left: dan had no other connection there). The marker
 # tells when the listener has read everything sent before it.
+it_value "SELECT presence.flush_events()" >/dev/null
 it_value "SELECT pg_notify('presence', '{\"test\":\"end\"}')" >/dev/null
 for ((i = 0; i < 100; i++)); do
     grep -qx '{"test":"end"}' "$IT_TMP/received" && break

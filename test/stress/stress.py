@@ -552,7 +552,11 @@ def main():
             failures.add(t.name, "did not stop within 60 s (stuck in a query?)")
     duration = time.monotonic() - start
 
-    # Everything committed before the marker is queued before it.
+    # Everything committed before the marker is queued before it (in worker
+    # mode once the worker has sent it: flush_events waits for that).
+    cur.execute("SELECT presence.flush_events('60 seconds')")
+    if not cur.fetchone()[0]:
+        failures.add("listener", "the worker did not send the events within 60 s")
     cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps({"marker": marker})))
     if not listener.done.wait(30):
         failures.add("listener", "the end marker did not arrive within 30 s")
