@@ -19,7 +19,7 @@
 #     conc_* rooms as multisets) must be equal, and each room's events come
 #     from its shard only;
 # then, with 4 shards, each shard's own pg_cron job (scheduled through the
-# router) prunes that shard.  Takes about 1.5 to 3 minutes (pg_cron runs at
+# router) prunes that shard.  Shards 2 and 3 run in worker mode.  Takes about 1.5 to 3 minutes (pg_cron runs at
 # the next minute boundary).
 set -euo pipefail
 # shellcheck source=test/integration/helpers.bash
@@ -70,12 +70,17 @@ connstr() { printf 'host=127.0.0.1 port=%s dbname=%s' "${shard_ports[$1]}" "$sha
 
 # The shard clusters: presence_start_cluster (test/lib.sh) with pg_cron in
 # the shard database, on 127.0.0.1 and a free port; in a subshell, so that
-# its PG* exports stay there.
+# its PG* exports stay there.  Shards 2 and 3 run in worker mode (presence
+# preloaded: a background worker sends the events), so the 4-shard session
+# mixes both transports and must still match the single cluster.
 # The four start at once (initdb and start take a few seconds each).
 for ((i = 0; i < nshards; i++)); do
     shard_dirs+=("$(presence_mktemp)")
     shard_ports+=("$(it_free_port)")
-    (presence_start_cluster "${shard_dirs[$i]}" "${shard_ports[$i]}" "$shard_db" 2>"$IT_TMP/start$i.err") &
+    extra=""
+    if [ "$i" -ge 2 ]; then extra=test/worker.conf; fi
+    (PRESENCE_EXTRA_CONF=$extra presence_start_cluster "${shard_dirs[$i]}" "${shard_ports[$i]}" "$shard_db" \
+        2>"$IT_TMP/start$i.err") &
     start_pids+=($!)
 done
 for ((i = 0; i < nshards; i++)); do
@@ -86,7 +91,11 @@ CREATE EXTENSION pg_cron;
 CREATE ROLE $app LOGIN;
 SQL
 done
-it_log "$nshards shard clusters on ports ${shard_ports[*]} ($((SECONDS - started))s)"
+for i in 2 3; do
+    [ "$(q_shard "$i" -c "SHOW shared_preload_libraries")" = pg_cron,presence ] ||
+        it_fail "shard $i is not in worker mode"
+done
+it_log "$nshards shard clusters on ports ${shard_ports[*]}, shards 2 and 3 in worker mode ($((SECONDS - started))s)"
 
 # The router: the kit, the application role with grant_app and a user
 # mapping of its own, a mapping for the admin (postgres).  The reference: a
@@ -172,11 +181,13 @@ start_listeners() {
 # everything sent before, and stops the listeners.
 stop_listeners() {
     local tag=$1 n=$2 i f pid marker='{"test":"end"}' files=()
+    # flush_events() first: in worker mode the marker would overtake the
+    # events the worker has not sent yet.
     for ((i = 0; i < n; i++)); do
-        q_shard "$i" -c "SELECT pg_notify('presence', '$marker')" >/dev/null
+        q_shard "$i" -c "SELECT presence.flush_events()" -c "SELECT pg_notify('presence', '$marker')" >/dev/null
         files+=("$IT_TMP/$tag.shard$i")
     done
-    q_ref -c "SELECT pg_notify('presence', '$marker')" >/dev/null
+    q_ref -c "SELECT presence.flush_events()" -c "SELECT pg_notify('presence', '$marker')" >/dev/null
     files+=("$IT_TMP/$tag.ref")
     for f in "${files[@]}"; do
         for ((i = 0; i < 300; i++)); do
