@@ -19,8 +19,9 @@
 #     conc_* rooms as multisets) must be equal, and each room's events come
 #     from its shard only;
 # then, with 4 shards, each shard's own pg_cron job (scheduled through the
-# router) prunes that shard.  Shards 2 and 3 run in worker mode.  Takes about 1.5 to 3 minutes (pg_cron runs at
-# the next minute boundary).
+# router) prunes that shard.  Shards 2 and 3 run in worker mode.  Takes 35 s
+# to 2.5 minutes on a loaded 2-core machine, mostly waiting for pg_cron's
+# next minute boundary.
 set -euo pipefail
 # shellcheck source=test/integration/helpers.bash
 . "$(dirname "$0")/../integration/helpers.bash"
