@@ -15,6 +15,8 @@
  * event_pending.c   the changes a statement made, per room, until sent
  * event_payload.c   the JSON payload of an event
  * event_sign.c      the event key and the payload signature
+ * event_queue.c     worker mode: the shared queue and the writers' side
+ * worker.c          worker mode: the background worker that sends events
  * prune.c           prune, prune_rooms, prune_job
  * cron.c            schedule_prune, unschedule_prune (pg_cron)
  * compat.h          what differs between PostgreSQL 13 to 17
