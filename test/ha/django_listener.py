@@ -9,7 +9,7 @@ would write), starts channels_presence.listener.start_listener() and
 appends one JSON line to FILE per presence_changed signal it receives:
 {"t": epoch, "room": name, "added": channel or null, "removed": channel or
 null, "bulk_change": bool}.  Touches --ready once listening; runs until
-SIGTERM.
+SIGTERM.  SIGUSR1 prints the stack of every thread to stderr.
 
 Only the drop-in's documented API is used (start_listener, the
 presence_changed signal and its room/added/removed/bulk_change arguments),
@@ -17,6 +17,7 @@ so that its internals may change.
 """
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -70,6 +71,8 @@ def main():
             out.flush()
 
     presence_changed.connect(received, weak=False)
+    # SIGUSR1 prints every thread's stack (the test sends it when it fails).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stopping.set())
     listener = start_listener()  # no CHANNEL_LAYERS: nothing to forward to

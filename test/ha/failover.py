@@ -4,9 +4,10 @@
     failover.py wait-http    --url URL [--timeout S]
     failover.py setup        --dsn ADMIN
     failover.py wait-primary --dsn DSN [--since EPOCH] [--timeout S]
-    failover.py wait-standby --primary ADMIN --standby ADMIN [--sync] [--timeout S]
+    failover.py wait-standby --primary ADMIN --standby ADMIN [--sync] [--rest URL] [--timeout S]
     failover.py load         --dsn APP --admin-dsn ADMIN --journal F --status F --stop F
     failover.py wait-load    --status F [--min-acked N] [--reconnected] [--timeout S]
+    failover.py wait-django  --events F --kill-at EPOCH [--timeout S]
     failover.py check        --journal F --dsn ADMIN --kill-at EPOCH [--django-events F] [--allow-loss]
     failover.py standby      --primary ADMIN --standby ADMIN --standby-app APP
     failover.py cron         --primary ADMIN --standby ADMIN --since EPOCH [--timeout S]
@@ -29,7 +30,8 @@ the seconds since --since (the kill), the time to a new primary.
 
 wait-standby: polls until --standby is in recovery, streams from --primary
 and has replayed the primary's current WAL position; with --sync, until the
-primary also lists it as its synchronous standby (sync_state = 'sync').
+primary also lists it as its synchronous standby (sync_state = 'sync'); with
+--rest, until that URL (the standby's Patroni /sync or /replica) answers 200.
 
 load: writer threads (--workers, 4), each with its own connection and
 channels, do random add / touch / update / remove / leave_all on shared
@@ -52,6 +54,11 @@ view must equal members() of every room.  Writes --journal (JSON) and
 wait-load: polls --status until every writer has --min-acked acknowledged
 calls (with --reconnected: since its last reconnection, and the listener
 has reconnected too).
+
+wait-django: polls the Django listener's events file (django_listener.py)
+until it shows the bulk_change the listener sends once it listens again
+after the kill.  The sentinel is added after that, so that its join must
+come as an event (added before, it would only be covered by the re-read).
 
 check: after the load, on the new primary: every writer channel exactly as
 modelled (so nothing acknowledged was lost), seeds intact, no presence
@@ -86,6 +93,8 @@ import select
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 
 sys.dont_write_bytecode = True     # no __pycache__ in the work tree
 import psycopg2  # noqa: E402
@@ -187,17 +196,17 @@ def random_meta(rng):
 
 # -- setup ---------------------------------------------------------------
 
-def cmd_wait_http(args):
-    import urllib.error
-    import urllib.request
+def http_ok(url):
+    """Whether GET url answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
-    def ok():
-        try:
-            with urllib.request.urlopen(args.url, timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-    poll(args.url, args.timeout, 0.2, ok)
+
+def cmd_wait_http(args):
+    poll(args.url, args.timeout, 0.2, lambda: http_ok(args.url))
 
 
 def cmd_setup(args):
@@ -248,8 +257,13 @@ def cmd_wait_standby(args):
         finally:
             s.close()
             p.close()
-    poll("a %sstandby streaming from the primary" % ("synchronous " if args.sync else ""),
-         args.timeout, 0.2, ready)
+    def patroni_agrees():
+        # Patroni records the synchronous standby in etcd a loop after
+        # pg_stat_replication says so; only then may it promote that node.
+        return ready() and (not args.rest or http_ok(args.rest))
+    poll("a %sstandby streaming from the primary%s" % (
+        "synchronous " if args.sync else "", " and %s answering 200" % args.rest if args.rest else ""),
+        args.timeout, 0.2, patroni_agrees)
 
 
 # -- the load ------------------------------------------------------------
@@ -416,7 +430,7 @@ class Writer(threading.Thread):
                     self.errors.append("%s: ERROR %s: %s" % (op, e.pgcode, (e.pgerror or str(e)).strip()))
                     continue
                 outage = {"lost_at": time.time(), "error": (str(e).strip() or repr(e)).splitlines()[0],
-                          "sqlstate": e.pgcode, "op": op["op"]}
+                          "sqlstate": e.pgcode, "op": op["op"], "acked_before": self.acked_total}
                 self.connected = False
                 try:
                     self.conn.close()
@@ -716,17 +730,16 @@ def cmd_check(args):
     elif not li["view_ok"]:
         problems.append("the listener's view differs from members(): %s" % li["view_diff"][:2])
 
-    # The Django listener.
-    django = None
-    if args.django_events:
-        django = check_django(args.django_events, kill, j["sentinel"], problems, conn)
-
     # Figures.
     ack = sum(w["acked_total"] for w in j["writers"])
     log("%d calls acknowledged by %d writers in %.1f s (%s)" % (
         ack, len(j["writers"]), j["stopped"] - j["started"],
         ", ".join("%s %d" % (k, sum(w["acked"].get(k, 0) for w in j["writers"]))
                   for k in Writer.OPS)))
+    before = sum(w["outages"][0]["acked_before"] for w in j["writers"] if w["outages"])
+    if kill > j["started"]:
+        log("before the kill: %d calls in %.1f s, %.0f calls/s" % (
+            before, kill - j["started"], before / (kill - j["started"])))
     for w in j["writers"]:
         for o in w["outages"]:
             log("%s: lost the server %.2f s after the kill (%s: %s), %d failed connection attempts, "
@@ -745,8 +758,8 @@ def cmd_check(args):
     log("listener: %d events, %d bulk, view equal to members() after the sentinel: %s (sentinel event after %s s)" % (
         li["events"], li["bulk"], li["view_ok"],
         "%.3f" % li["sentinel_lag"] if li["sentinel_lag"] is not None else "-"))
-    if django:
-        log("django listener: " + django)
+    if args.django_events:
+        log("django listener: " + check_django(args.django_events, kill, j["sentinel"], problems, conn))
     log("acknowledged changes lost: %d (channels: %d)%s" % (
         lost_changes, lost_total,
         "; acknowledged from %+.3f to %+.3f s after the kill" % (min(lost_windows), max(lost_windows))
@@ -758,14 +771,18 @@ def cmd_check(args):
 
 def check_django(path, kill, sentinel, problems, conn):
     """The Django listener's signals (one JSON line each, see django_listener.py)."""
-    def load():
-        try:
-            with open(path, encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except OSError:
-            return []
-    events = poll("the Django listener's presence_changed for the sentinel", 60, 0.2,
-                  lambda: (lambda ev: ev if any(e.get("added") == sentinel for e in ev) else None)(load()))
+    deadline = time.time() + 60
+    while True:
+        events = read_django_events(path)
+        if any(e.get("added") == sentinel for e in events):
+            break
+        if time.time() > deadline:
+            after = [e for e in events if e["t"] >= kill]
+            problems.append("the Django listener sent no presence_changed for the sentinel's join "
+                            "within 60 s; %d signals before the kill, %d after it, the last: %s" % (
+                                len(events) - len(after), len(after), events[-3:]))
+            return "no sentinel"
+        time.sleep(0.2)
     before = [e for e in events if e["t"] < kill and not e["bulk_change"]]
     after = [e for e in events if e["t"] >= kill]
     resync = {e["room"] for e in after if e["bulk_change"] and e["added"] is None and e["removed"] is None}
@@ -781,6 +798,23 @@ def check_django(path, kill, sentinel, problems, conn):
     return ("%d signals before the kill; after it: bulk_change (re-read) for %d rooms (%d exist now), "
             "%d single-presence signals, then the sentinel's join" % (
                 len(before), len(resync), len(rooms), len(singles_after)))
+
+
+def read_django_events(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def cmd_wait_django(args):
+    """Waits until the Django listener has re-read after the kill (a
+    bulk_change with no presences, sent once it listens again)."""
+    def resynced():
+        return any(e["t"] >= args.kill_at and e["bulk_change"] and e["added"] is None
+                   for e in read_django_events(args.events))
+    poll("the Django listener to reconnect and send its bulk_change", args.timeout, 0.2, resynced)
 
 
 def cmd_standby(args):
@@ -955,6 +989,7 @@ def main():
     x.add_argument("--primary", required=True)
     x.add_argument("--standby", required=True)
     x.add_argument("--sync", action="store_true")
+    x.add_argument("--rest")
     x.add_argument("--timeout", type=float, default=180)
     x = sub.add_parser("load")
     x.add_argument("--dsn", required=True)
@@ -975,6 +1010,10 @@ def main():
     x.add_argument("--kill-at", type=float, required=True)
     x.add_argument("--django-events")
     x.add_argument("--allow-loss", action="store_true")
+    x = sub.add_parser("wait-django")
+    x.add_argument("--events", required=True)
+    x.add_argument("--kill-at", type=float, required=True)
+    x.add_argument("--timeout", type=float, default=60)
     x = sub.add_parser("standby")
     x.add_argument("--primary", required=True)
     x.add_argument("--standby", required=True)
@@ -986,7 +1025,7 @@ def main():
     x.add_argument("--timeout", type=float, default=150)
     args = ap.parse_args()
     {"wait-http": cmd_wait_http, "setup": cmd_setup, "wait-primary": cmd_wait_primary, "wait-standby": cmd_wait_standby,
-     "load": cmd_load, "wait-load": cmd_wait_load, "check": cmd_check,
+     "load": cmd_load, "wait-load": cmd_wait_load, "wait-django": cmd_wait_django, "check": cmd_check,
      "standby": cmd_standby, "cron": cmd_cron}[args.cmd](args)
 
 

@@ -26,6 +26,8 @@
 #   PRESENCE_HA_KILL=node     kill -9 Patroni too (a lost node): the leader
 #                             key must expire (ttl 20 s) before a failover
 #   PRESENCE_HA_MIN_ACKED=N   calls each writer makes before the kill (300)
+#   PRESENCE_HA_TTL, PRESENCE_HA_LOOP_WAIT, PRESENCE_HA_RETRY_TIMEOUT
+#                             Patroni's ttl, loop_wait, retry_timeout (20, 1, 5)
 #   PRESENCE_HA_KEEP=1        keep the temp dir (logs, data) after the run
 # Takes about 2 minutes, most of it waiting for pg_cron's next minute.
 set -euo pipefail
@@ -38,6 +40,7 @@ PGBIN=${PRESENCE_PGBIN:-/usr/lib/postgresql/15/bin}
 SYNC=${PRESENCE_HA_SYNC:-on}
 KILL=${PRESENCE_HA_KILL:-instance}
 MIN_ACKED=${PRESENCE_HA_MIN_ACKED:-300}
+TTL=${PRESENCE_HA_TTL:-20} LOOP_WAIT=${PRESENCE_HA_LOOP_WAIT:-1} RETRY_TIMEOUT=${PRESENCE_HA_RETRY_TIMEOUT:-5}
 DB=presence_ha
 case $SYNC in on | off) ;; *) it_fail "PRESENCE_HA_SYNC must be on or off" ;; esac
 case $KILL in instance | node) ;; *) it_fail "PRESENCE_HA_KILL must be instance or node" ;; esac
@@ -77,12 +80,16 @@ it_on_exit() {
     local n f pid pm cmd
     [ -n "$HA_TMP" ] || return 0
     if ! "$passed"; then
+        if alive "$django_pid"; then  # its threads' stacks, to django.out
+            kill -USR1 "$django_pid" 2>/dev/null || true
+            sleep 1
+        fi
         for f in "$HA_TMP"/node1/patroni.log "$HA_TMP"/node2/patroni.log \
             "$HA_TMP"/node1/pglog/postgresql.log "$HA_TMP"/node2/pglog/postgresql.log \
             "$HA_TMP"/etcd.log "$HA_TMP"/load.out "$HA_TMP"/django.out; do
             [ -s "$f" ] || continue
-            printf '\n----- %s (last 40 lines) -----\n' "$f" >&2
-            tail -n 40 "$f" >&2
+            printf '\n----- %s (last 60 lines) -----\n' "$f" >&2
+            tail -n 60 "$f" >&2
         done
     fi
     stop_pid "$load_pid" 10
@@ -163,15 +170,16 @@ for n in 1 2; do
     mkdir -p "$HA_TMP/node$n"
     sed -e "s|@NODE@|node$n|g; s|@REST_PORT@|${REST_PORT[$n]}|g; s|@ETCD_PORT@|$ETCD_PORT|g" \
         -e "s|@SYNC_MODE@|$sync_mode|g; s|@PG_PORT@|${PG_PORT[$n]}|g; s|@DIR@|$HA_TMP/node$n|g" \
+        -e "s|@TTL@|$TTL|g; s|@LOOP_WAIT@|$LOOP_WAIT|g; s|@RETRY_TIMEOUT@|$RETRY_TIMEOUT|g" \
         -e "s|@PGBIN@|$PGBIN|g" "$HA/patroni.yml.in" >"$HA_TMP/node$n/patroni.yml"
 done
 if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$HA_TMP"; fi
-it_log "temp dir $HA_TMP; etcd :$ETCD_PORT; node1 pg :${PG_PORT[1]} rest :${REST_PORT[1]}; node2 pg :${PG_PORT[2]} rest :${REST_PORT[2]}; synchronous_mode $sync_mode; kill $KILL"
+it_log "temp dir $HA_TMP; etcd :$ETCD_PORT; node1 pg :${PG_PORT[1]} rest :${REST_PORT[1]}; node2 pg :${PG_PORT[2]} rest :${REST_PORT[2]}; synchronous_mode $sync_mode; kill $KILL; ttl $TTL loop_wait $LOOP_WAIT retry_timeout $RETRY_TIMEOUT"
 
 NODE_DSN=("" "host=127.0.0.1 port=${PG_PORT[1]} dbname=$DB user=postgres" "host=127.0.0.1 port=${PG_PORT[2]} dbname=$DB user=postgres")
 APP_DSN=("" "host=127.0.0.1 port=${PG_PORT[1]} dbname=$DB user=app" "host=127.0.0.1 port=${PG_PORT[2]} dbname=$DB user=app")
 # What an application writes: both nodes, and only a primary will do.
-MULTI="host=127.0.0.1,127.0.0.1 port=${PG_PORT[1]},${PG_PORT[2]} dbname=$DB target_session_attrs=read-write connect_timeout=3"
+MULTI="host=127.0.0.1,127.0.0.1 port=${PG_PORT[1]},${PG_PORT[2]} dbname=$DB target_session_attrs=read-write connect_timeout=3 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
 
 # etcd, then node1 (it bootstraps the cluster), then node2 (a copy of it).
 (cd "$HA_TMP" && exec "${AS_PG[@]}" HOME="$HA_TMP" etcd --name etcd1 --data-dir "$HA_TMP/etcd" \
@@ -192,10 +200,18 @@ it_log "node1 is the primary ($((SECONDS - start)) s)"
 
 start=$SECONDS
 start_patroni 2
-sync_flag=()
-[ "$SYNC" = on ] && sync_flag=(--sync)
+# standby_flags N: wait-standby's options for node N: synchronous, and known
+# to Patroni as such (or as a replica), so that it may promote it.
+standby_flags() {
+    if [ "$SYNC" = on ]; then
+        echo "--sync --rest http://127.0.0.1:${REST_PORT[$1]}/sync"
+    else
+        echo "--rest http://127.0.0.1:${REST_PORT[$1]}/replica"
+    fi
+}
+# shellcheck disable=SC2046  # standby_flags's words are meant to split
 "$PY" "$HA/failover.py" wait-standby --primary "${NODE_DSN[1]}" --standby "${NODE_DSN[2]}" \
-    "${sync_flag[@]}" --timeout 240 || it_fail "node2 did not become a streaming standby"
+    $(standby_flags 2) --timeout 240 || it_fail "node2 did not become a streaming standby"
 it_log "node2 is a $([ "$SYNC" = on ] && echo synchronous || echo asynchronous) standby ($((SECONDS - start)) s): $(psql_at 1 "SELECT application_name || ' ' || sync_state FROM pg_stat_replication")"
 
 # The standby before any failover (a failure here is reported at the end:
@@ -246,6 +262,8 @@ it_log "node2 is the primary ${to_primary} s after the kill"
 
 "$PY" "$HA/failover.py" wait-load --status "$HA_TMP/status.json" --min-acked 100 --reconnected --timeout 180 ||
     { cat "$HA_TMP/load.out" >&2; it_fail "the clients did not recover"; }
+"$PY" "$HA/failover.py" wait-django --events "$HA_TMP/django.events" --kill-at "$kill_at" --timeout 120 ||
+    it_fail "the Django listener did not reconnect"
 touch "$HA_TMP/stop"
 for ((i = 0; i < 1800; i++)); do
     alive "$load_pid" || break
@@ -264,8 +282,9 @@ allow=()
 # Patroni is started again, as its operator would.
 start=$SECONDS
 if ! alive "${PATRONI_PID[1]}"; then start_patroni 1; fi
+# shellcheck disable=SC2046
 "$PY" "$HA/failover.py" wait-standby --primary "${NODE_DSN[2]}" --standby "${NODE_DSN[1]}" \
-    "${sync_flag[@]}" --timeout 300 || it_fail "node1 did not rejoin as a standby"
+    $(standby_flags 1) --timeout 300 || it_fail "node1 did not rejoin as a standby"
 it_log "node1 rejoined as a standby $((SECONDS - start)) s after the check$(grep -q 'running pg_rewind' "$HA_TMP/node1/patroni.log" && echo ', after pg_rewind')"
 "$PY" "$HA/failover.py" standby --primary "${NODE_DSN[2]}" --standby "${NODE_DSN[1]}" \
     --standby-app "${APP_DSN[1]}" || failures+=("node1 as a standby after it rejoined")
@@ -290,7 +309,7 @@ if grep -E 'cron job [0-9]+ |pg_cron scheduler started' <<<"$since_rejoin"; then
 fi
 it_log "pg_cron: node2's log has no job before its promotion, node1's none since it rejoined"
 it_log "cluster: $(cd "$HA_TMP" && "${AS_PG[@]}" HOME="$HA_TMP" patronictl -c "$HA_TMP/node2/patroni.yml" list 2>/dev/null | grep -E 'node[12]' | tr -s ' |' ' ' | paste -sd ';' -)"
-it_log "summary: time to a new primary ${to_primary} s (kill -9 of the $KILL, synchronous_mode $sync_mode)"
+it_log "summary: time to a new primary ${to_primary} s (kill -9 of the $KILL, synchronous_mode $sync_mode, ttl $TTL, loop_wait $LOOP_WAIT)"
 if [ "${#failures[@]}" -gt 0 ]; then
     it_fail "$(printf '%s; ' "${failures[@]}")see the FAIL lines above"
 fi
