@@ -23,12 +23,21 @@ REGRESS      = $(patsubst test/sql/%.sql,%,$(TESTS))
 # Inputs come from test/sql and test/specs; pg_regress looks for expected
 # outputs in <outputdir>/expected first, which is the top-level expected/.
 REGRESS_OPTS = --inputdir=test \
-               --temp-instance=test/tmp_regress --temp-config=test/presence.conf
+               --temp-instance=test/tmp_regress --temp-config=test/presence.conf \
+               --temp-config=test/regress.conf
 
 SPECS        = $(sort $(wildcard test/specs/*.spec))
 ISOLATION    = $(patsubst test/specs/%.spec,%,$(SPECS))
 ISOLATION_OPTS = --inputdir=test --outputdir=. \
-               --temp-instance=test/tmp_isolation --temp-config=test/presence.conf
+               --temp-instance=test/tmp_isolation --temp-config=test/presence.conf \
+               --temp-config=test/regress.conf
+
+# PRESENCE_WORKER=1 runs both suites with presence preloaded (worker mode:
+# a background worker sends the events); test/run_all.sh runs both modes.
+ifdef PRESENCE_WORKER
+REGRESS_OPTS   += --temp-config=test/worker.conf
+ISOLATION_OPTS += --temp-config=test/worker.conf
+endif
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)

@@ -13,6 +13,11 @@ COMMENT ON SCHEMA presence IS 'rooms and live presence (extension presence)';
 
 --------------------------------------------------------------------------
 -- Tables
+--
+-- The C code relies on the names and types of these columns and on the
+-- definitions of the two indexes of presences: src/schema.c lists them and
+-- checks them (an admin who alters one gets error 55000).  Change both
+-- together.
 --------------------------------------------------------------------------
 
 -- One row per room, created on the first join and deleted by prune_rooms()
@@ -53,7 +58,20 @@ CREATE INDEX presences_channel_idx ON presence.presences (channel, room);
 -- read one room's users; with user_id in the key they are index-only scans.
 CREATE INDEX presences_room_user_idx ON presence.presences (room, user_id);
 
-REVOKE ALL ON presence.rooms, presence.presences FROM PUBLIC;
+-- The key that signs every event (presence.sign_events): 32 random bytes,
+-- one row.  Only the extension's functions read it; roles granted EXECUTE on
+-- presence.event_key() can fetch it to check signatures.
+CREATE TABLE presence.event_key (
+    singleton   boolean     NOT NULL PRIMARY KEY DEFAULT true
+                            CONSTRAINT event_key_one_row CHECK (singleton),
+    key         bytea       NOT NULL
+                            CONSTRAINT event_key_length CHECK (pg_catalog.octet_length(key) = 32),
+    rotated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE presence.event_key IS
+    'The HMAC-SHA256 key of event signatures; see presence.event_key() and presence.rotate_event_key()';
+
+REVOKE ALL ON presence.rooms, presence.presences, presence.event_key FROM PUBLIC;
 
 -- pg_dump: neither table is registered with pg_extension_config_dump, so a
 -- dump carries the extension but no presence state.  Presences describe live
@@ -61,6 +79,8 @@ REVOKE ALL ON presence.rooms, presence.presences FROM PUBLIC;
 -- users as present who are long gone (until the next prune).  Connections
 -- re-join by themselves: touch() returns 0 for a channel it does not know.
 -- Rooms hold nothing but their name and are recreated by the first join.
+-- The event key is not dumped either: a restored database gets a new key
+-- from CREATE EXTENSION, and listeners fetch it again.
 
 --------------------------------------------------------------------------
 -- Events: every committed change of presences is announced with NOTIFY on
@@ -114,11 +134,66 @@ CREATE TRIGGER presences_send_events
     ON presence.presences
     FOR EACH STATEMENT EXECUTE FUNCTION presence.send_events();
 
+-- Changes applied with session_replication_role = replica (a logical
+-- replication subscriber's apply worker, bulk tools that set it) are
+-- announced too: every committed change is.
+ALTER TABLE presence.presences
+    ENABLE ALWAYS TRIGGER presences_capture_insert,
+    ENABLE ALWAYS TRIGGER presences_capture_delete,
+    ENABLE ALWAYS TRIGGER presences_capture_update,
+    ENABLE ALWAYS TRIGGER presences_capture_truncate,
+    ENABLE ALWAYS TRIGGER presences_send_events;
+
 REVOKE ALL ON FUNCTION
     presence.capture_change(),
     presence.capture_truncate(),
     presence.send_events()
 FROM PUBLIC;
+
+-- The signing key, for listeners that check signatures (grant EXECUTE to
+-- the roles that listen), and its rotation (superusers).
+CREATE FUNCTION presence.event_key()
+RETURNS text
+AS 'MODULE_PATHNAME', 'presence_event_key'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.event_key() IS
+    'The key (64 hex digits) of the HMAC-SHA256 "sig" that ends every event';
+
+CREATE FUNCTION presence.rotate_event_key()
+RETURNS void
+AS 'MODULE_PATHNAME', 'presence_rotate_event_key'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.rotate_event_key() IS
+    'Replace the event key with a new random one; listeners fetch it again';
+
+-- With presence in shared_preload_libraries a background worker sends the
+-- events after commit: this waits until it has sent those of every
+-- transaction that committed before the call (true), or timeout passed
+-- (false).  Without preload events go out at commit: true at once.
+CREATE FUNCTION presence.flush_events(timeout interval DEFAULT '10 seconds')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'presence_flush_events'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.flush_events(interval) IS
+    'Wait until the events of transactions committed before the call are sent (worker mode); true if they are';
+
+-- What waits for the workers, per database (worker mode; no rows otherwise).
+CREATE FUNCTION presence.queue_status(
+    OUT database oid, OUT worker_pid integer,
+    OUT queued_bytes bigint, OUT unsent_bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'presence_queue_status'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.queue_status() IS
+    'Per database with a worker slot: its worker (NULL: none), bytes queued for it, bytes not yet sent';
+
+REVOKE ALL ON FUNCTION presence.event_key(), presence.rotate_event_key(),
+    presence.flush_events(interval), presence.queue_status() FROM PUBLIC;
+SELECT presence.rotate_event_key();
 
 --------------------------------------------------------------------------
 -- Membership: join, leave, heartbeat, per-connection state
@@ -187,16 +262,46 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION presence.prune_rooms() IS
     'Delete rooms without presences; number deleted';
 
+-- The procedure the pg_cron job runs: prune(max_age), then prune_rooms(),
+-- committing after every batch so that the rows it holds are one batch's.
+-- A procedure that commits can be neither SECURITY DEFINER nor have a SET
+-- clause, so it runs as its caller and calls the two SECURITY DEFINER steps
+-- below; its SQL is schema-qualified, so a caller's search_path changes
+-- nothing.  Called inside a transaction block, it does the same without
+-- committing.
+CREATE FUNCTION presence.prune_batch(cutoff timestamptz, after_room text,
+    after_channel text,
+    OUT deleted integer, OUT locked integer, OUT next_room text, OUT next_channel text)
+AS 'MODULE_PATHNAME', 'presence_prune_batch'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.prune_batch(timestamptz, text, text) IS
+    'One batch of prune_job(): delete presences older than cutoff after (after_room, after_channel); the next key is NULL when done';
+
+CREATE FUNCTION presence.prune_rooms_batch(after_name text,
+    OUT deleted integer, OUT locked integer, OUT next_name text)
+AS 'MODULE_PATHNAME', 'presence_prune_rooms_batch'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION presence.prune_rooms_batch(text) IS
+    'One batch of prune_job(): delete empty rooms after after_name; next_name is NULL when done';
+
+CREATE PROCEDURE presence.prune_job(max_age interval DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'presence_prune_job'
+LANGUAGE C;
+COMMENT ON PROCEDURE presence.prune_job(interval) IS
+    'What the pg_cron job runs: prune(max_age) and prune_rooms(), committing after every batch';
+
 -- The job runs as the role that scheduled it, so these two are SECURITY
--- INVOKER: that role needs pg_cron's rights and EXECUTE on prune and
--- prune_rooms.  They never run inside CREATE EXTENSION.
+-- INVOKER: that role needs pg_cron's rights and EXECUTE on prune_job,
+-- prune_batch and prune_rooms_batch.  They never run inside CREATE EXTENSION.
 CREATE FUNCTION presence.schedule_prune(schedule text DEFAULT '* * * * *')
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'presence_schedule_prune'
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION presence.schedule_prune(text) IS
-    'Create or replace the pg_cron job presence-prune that runs prune() and prune_rooms(); job id';
+    'Create or replace the pg_cron job presence-prune that runs CALL presence.prune_job(); job id';
 
 CREATE FUNCTION presence.unschedule_prune()
 RETURNS boolean
@@ -209,9 +314,12 @@ COMMENT ON FUNCTION presence.unschedule_prune() IS
 REVOKE ALL ON FUNCTION
     presence.prune(interval),
     presence.prune_rooms(),
+    presence.prune_batch(timestamptz, text, text),
+    presence.prune_rooms_batch(text),
     presence.schedule_prune(text),
     presence.unschedule_prune()
 FROM PUBLIC;
+REVOKE ALL ON PROCEDURE presence.prune_job(interval) FROM PUBLIC;
 
 --------------------------------------------------------------------------
 -- Reading: who is here

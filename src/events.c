@@ -5,564 +5,124 @@
  *		committed change with NOTIFY, whoever makes it (the API, a prune,
  *		pg_cron, an admin's plain DML, a cascade from presence.rooms).
  *
- * Row-level AFTER triggers (presence_capture_change) record each change in
- * a per-transaction table of rooms; the statement-level AFTER trigger
- * (presence_send_events) then sends one event per room the statement
- * changed: the presence's own event when the room saw exactly one change,
- * one bulk_change event with counts otherwise.  prune() defers sending
- * across its batches, so a prune sends one event per room, not per batch.
+ * Row-level AFTER triggers (presence_capture_change) record each change
+ * (event_pending.c); the statement-level AFTER trigger (presence_send_events)
+ * then sends one event per room the statement changed: the presence's own
+ * event when the room saw exactly one change, one bulk_change event with
+ * counts otherwise.  prune() defers sending across its batches, so a prune
+ * sends one event per room, not per batch.  A TRUNCATE is announced room by
+ * room from its BEFORE trigger, streaming, without holding the rows.
  *
  * The triggers on UPDATE list the columns room, channel, user_id and meta,
  * and the row trigger has a WHEN clause, so touch() (which sets only
  * last_seen) queues no trigger event and calls no function here.
  *
- * Payload format (DESIGN.md section 6), keys always in this order:
- *   {"room":..,"added":{..}|null,"removed":{..}|null,"updated":{..}|null,
- *    "bulk_change":false}
- *   {"room":..,"added":null,"removed":null,"updated":null,
- *    "bulk_change":true,"added_count":N,"removed_count":M}
+ * The payload format is in event_payload.c; the user_joined / user_left
+ * locks in user_locks.c.
  *
  *-------------------------------------------------------------------------
  */
-#include "presence.h"
+#include "events.h"
+#include "event_queue.h"
 
-#include "access/xact.h"
-#include "catalog/pg_type.h"
+#include "access/htup_details.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
-#include "miscadmin.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
-#include "utils/json.h"
-#include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/numeric.h"
+#include "utils/portal.h"
 
-/* NOTIFY refuses payloads of this many bytes or more (async.c). */
-#define NOTIFY_PAYLOAD_LIMIT 8000
-
-/*
- * While prune() defers sending, the table of rooms is still sent early once
- * it holds this many rooms, which bounds its memory (a few MB).
- */
-#define DEFERRED_ROOMS_LIMIT 65536
+/* Rows a TRUNCATE's announcement fetches at a time. */
+#define TRUNCATE_FETCH 1000
 
 /*
- * locktag_field4 of the per (room, user) locks that make user_joined and
- * user_left exact; pg_advisory_lock() uses 1 and 2, so ours never collide
- * with an application's advisory locks.  Visible in pg_locks as an advisory
- * lock with objsubid 20562.
+ * PresenceEmit sends one event on presence.notify_channel: with NOTIFY, or
+ * in worker mode through this database's queue (event_queue.c).
  */
-#define PRESENCE_USER_LOCK_FIELD4 0x5052
-
-/*
- * Only a statement that changes at most this many rooms takes those locks
- * (every API call but a leave_all of a channel in very many rooms): each is
- * held to commit, and a prune or bulk DELETE of thousands of rooms would
- * exhaust the shared lock table.  Larger sends compute the flags without
- * the lock, exact for one writer at a time.
- */
-#define USER_LOCK_MAX_ROOMS 16
-
-typedef enum ChangeKind
+void
+PresenceEmit(const char *payload, const PresenceEvent *ev)
 {
-	CHANGE_ADDED,
-	CHANGE_REMOVED,
-	CHANGE_UPDATED
-} ChangeKind;
-
-/* What one statement (or one prune) did to one room. */
-typedef struct RoomChanges
-{
-	char	   *room;			/* hash key: points at a string of our own */
-	int64		added;
-	int64		removed;
-	int64		updated;
-	/* The first change, kept while it is the only one. */
-	ChangeKind	kind;
-	char	   *channel;
-	char	   *user_id;		/* NULL: anonymous */
-	Jsonb	   *meta;			/* NULL: SQL NULL */
-} RoomChanges;
-
-/* Changes not yet sent; lives in TopTransactionContext, reset when sent. */
-static MemoryContext changes_cxt = NULL;
-static HTAB *changes = NULL;
-
-/* > 0 while prune() keeps events for the end of its run. */
-static int	defer_depth = 0;
-
-/* The subtransactions in which the table and the deferral began. */
-static SubTransactionId changes_subid = InvalidSubTransactionId;
-static SubTransactionId defer_subid = InvalidSubTransactionId;
-
-static bool callbacks_registered = false;
-
-/* RoomKeyHash hashes the room name a key points at. */
-static uint32
-RoomKeyHash(const void *key, Size keysize)
-{
-	const char *room = *(char *const *) key;
-
-	return hash_bytes((const unsigned char *) room, strlen(room));
-}
-
-/* RoomKeyMatch compares the room names two keys point at. */
-static int
-RoomKeyMatch(const void *key1, const void *key2, Size keysize)
-{
-	return strcmp(*(char *const *) key1, *(char *const *) key2);
-}
-
-/* ForgetChanges drops whatever was recorded and not sent. */
-static void
-ForgetChanges(void)
-{
-	if (changes_cxt != NULL)
-		MemoryContextDelete(changes_cxt);
-	changes_cxt = NULL;
-	changes = NULL;
+	EventQueueAdd(payload, ev);
 }
 
 /*
- * EventsXactCallback forgets recorded changes and any deferral when the
- * transaction ends (the memory goes with TopTransactionContext).  Changes
- * are sent at the end of the statement that made them, so nothing is
- * pending here unless a statement or a prune failed.
+ * EventOf describes the changes rc recorded as one event.  A single
+ * addition or removal of a signed-in user gets its user_joined / user_left
+ * flag when the (room, user) lock can be had without waiting; otherwise the
+ * event is a bulk_change, which tells listeners to re-read the room rather
+ * than state a flag that a concurrent transaction could make wrong.
  */
 static void
-EventsXactCallback(XactEvent event, void *arg)
-{
-	/* The context is a child of TopTransactionContext: already being freed. */
-	changes_cxt = NULL;
-	changes = NULL;
-	defer_depth = 0;
-}
-
-/*
- * EventsSubXactCallback forgets, when a subtransaction rolls back, the
- * changes recorded and the deferral begun inside it; those of enclosing
- * levels stay.
- */
-static void
-EventsSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
-					  SubTransactionId parentSubid, void *arg)
-{
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	if (changes != NULL && changes_subid >= mySubid)
-		ForgetChanges();
-	if (defer_depth > 0 && defer_subid >= mySubid)
-		defer_depth = 0;
-}
-
-/* RegisterCallbacks makes sure the callbacks above are registered. */
-static void
-RegisterCallbacks(void)
-{
-	if (callbacks_registered)
-		return;
-	RegisterXactCallback(EventsXactCallback, NULL);
-	RegisterSubXactCallback(EventsSubXactCallback, NULL);
-	callbacks_registered = true;
-}
-
-/* ChangesTable returns the table of pending changes, creating it if needed. */
-static HTAB *
-ChangesTable(void)
-{
-	HASHCTL		ctl;
-
-	if (changes != NULL)
-		return changes;
-
-	RegisterCallbacks();
-	changes_subid = GetCurrentSubTransactionId();
-	changes_cxt = AllocSetContextCreate(TopTransactionContext,
-										"presence pending events",
-										ALLOCSET_DEFAULT_SIZES);
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(RoomChanges);
-	ctl.hash = RoomKeyHash;
-	ctl.match = RoomKeyMatch;
-	ctl.hcxt = changes_cxt;
-	changes = hash_create("presence pending events", 64, &ctl,
-						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-	return changes;
-}
-
-/* GetText returns column attname of tuple as a C string, NULL if null. */
-static char *
-GetText(HeapTuple tuple, TupleDesc tupdesc, const char *attname)
-{
-	int			attno = SPI_fnumber(tupdesc, attname);
-	bool		isnull;
-	Datum		d;
-
-	if (attno <= 0)
-		elog(ERROR, "presence: column \"%s\" not found in presence.presences", attname);
-	d = heap_getattr(tuple, attno, tupdesc, &isnull);
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
-/*
- * RecordChange notes that a presence of room was added, removed or updated.
- * Details are kept only for a room's first change: a second one makes the
- * room's event a bulk_change, which carries counts only.
- */
-static void
-RecordChange(ChangeKind kind, HeapTuple tuple, TupleDesc tupdesc)
-{
-	MemoryContext oldcxt;
-	RoomChanges *rc;
-	char	   *room;
-	bool		found;
-
-	(void) ChangesTable();
-	oldcxt = MemoryContextSwitchTo(changes_cxt);
-
-	room = GetText(tuple, tupdesc, "room");
-	if (room == NULL)
-		elog(ERROR, "presence: presence without a room");
-
-	rc = hash_search(changes, &room, HASH_ENTER, &found);
-	if (!found)
-	{
-		rc->room = room;
-		rc->added = rc->removed = rc->updated = 0;
-		rc->kind = kind;
-		rc->channel = GetText(tuple, tupdesc, "channel");
-		rc->user_id = GetText(tuple, tupdesc, "user_id");
-		rc->meta = NULL;
-		{
-			int			attno = SPI_fnumber(tupdesc, "meta");
-			bool		isnull;
-			Datum		d = heap_getattr(tuple, attno, tupdesc, &isnull);
-
-			if (!isnull)
-				rc->meta = DatumGetJsonbPCopy(d);
-		}
-	}
-	else
-	{
-		pfree(room);
-		/* No longer a single change: details are not needed any more. */
-		if (rc->channel != NULL)
-		{
-			pfree(rc->channel);
-			rc->channel = NULL;
-		}
-		if (rc->user_id != NULL)
-		{
-			pfree(rc->user_id);
-			rc->user_id = NULL;
-		}
-		if (rc->meta != NULL)
-		{
-			pfree(rc->meta);
-			rc->meta = NULL;
-		}
-	}
-
-	switch (kind)
-	{
-		case CHANGE_ADDED:
-			rc->added++;
-			break;
-		case CHANGE_REMOVED:
-			rc->removed++;
-			break;
-		case CHANGE_UPDATED:
-			rc->updated++;
-			break;
-	}
-	MemoryContextSwitchTo(oldcxt);
-}
-
-/* CompareRooms orders pending rooms by name, for a stable lock and event order. */
-static int
-CompareRooms(const void *a, const void *b)
-{
-	return strcmp((*(RoomChanges *const *) a)->room,
-				  (*(RoomChanges *const *) b)->room);
-}
-
-/*
- * UserElsewhere tells whether user_id has a presence in room other than
- * channel.  With lock, it first takes the (room, user) lock that orders this
- * check with the same check in concurrent transactions: whoever gets the
- * lock second waits for the first to commit and then sees its change.
- */
-static bool
-UserElsewhere(const char *room, const char *user_id, const char *channel,
-			  bool lock)
-{
-	LOCKTAG		tag;
-
-	if (lock)
-	{
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-							 hash_bytes((const unsigned char *) room, strlen(room)),
-							 hash_bytes((const unsigned char *) user_id, strlen(user_id)),
-							 PRESENCE_USER_LOCK_FIELD4);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	}
-
-	return PresenceUserElsewhere(room, user_id, channel);
-}
-
-/* AppendJsonString appends str as a JSON string, or null. */
-static void
-AppendJsonString(StringInfo buf, const char *str)
-{
-	if (str == NULL)
-		appendStringInfoString(buf, "null");
-	else
-		escape_json(buf, str);
-}
-
-/*
- * AppendJsonScalar appends one scalar of a jsonb value.
- */
-static void
-AppendJsonScalar(StringInfo buf, JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			appendStringInfoString(buf, "null");
-			break;
-		case jbvBool:
-			appendStringInfoString(buf, v->val.boolean ? "true" : "false");
-			break;
-		case jbvNumeric:
-			appendStringInfoString(buf,
-								   DatumGetCString(DirectFunctionCall1(numeric_out,
-																	   NumericGetDatum(v->val.numeric))));
-			break;
-		case jbvString:
-			{
-				char	   *str = pnstrdup(v->val.string.val, v->val.string.len);
-
-				escape_json(buf, str);
-				pfree(str);
-			}
-			break;
-		default:
-			elog(ERROR, "presence: unexpected jsonb value type %d", (int) v->type);
-	}
-}
-
-/*
- * AppendJsonbCompact appends jb as JSON without the blanks jsonb's output
- * function puts after ':' and ',', so meta looks like the rest of the payload
- * and takes fewer of its 8000 bytes.
- */
-static void
-AppendJsonbCompact(StringInfo buf, Jsonb *jb)
-{
-	JsonbIterator *it = JsonbIteratorInit(&jb->root);
-	JsonbIteratorToken tok;
-	JsonbValue	v;
-	bool		need_comma = false;
-	bool		raw_scalar = JB_ROOT_IS_SCALAR(jb);
-	int			depth = 0;
-
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		switch (tok)
-		{
-			case WJB_BEGIN_ARRAY:
-			case WJB_BEGIN_OBJECT:
-				/* A scalar root is stored as a one-element array: skip it. */
-				if (!(raw_scalar && depth == 0))
-				{
-					if (need_comma)
-						appendStringInfoChar(buf, ',');
-					appendStringInfoChar(buf, tok == WJB_BEGIN_ARRAY ? '[' : '{');
-				}
-				need_comma = false;
-				depth++;
-				break;
-			case WJB_END_ARRAY:
-			case WJB_END_OBJECT:
-				depth--;
-				if (!(raw_scalar && depth == 0))
-					appendStringInfoChar(buf, tok == WJB_END_ARRAY ? ']' : '}');
-				need_comma = true;
-				break;
-			case WJB_KEY:
-				if (need_comma)
-					appendStringInfoChar(buf, ',');
-				AppendJsonScalar(buf, &v);
-				appendStringInfoChar(buf, ':');
-				need_comma = false;
-				break;
-			case WJB_VALUE:
-			case WJB_ELEM:
-				if (need_comma)
-					appendStringInfoChar(buf, ',');
-				AppendJsonScalar(buf, &v);
-				need_comma = true;
-				break;
-			default:
-				break;
-		}
-	}
-}
-
-/*
- * AppendPresence appends the object describing the single change of rc.
- * meta is left out (meta_omitted) when with_meta is false.  flag is the
- * name of the user_joined / user_left key, or NULL for updates.
- */
-static void
-AppendPresence(StringInfo buf, RoomChanges *rc, bool with_meta,
-			   const char *flag, bool flag_value)
-{
-	appendStringInfoString(buf, "{\"channel\":");
-	AppendJsonString(buf, rc->channel);
-	appendStringInfoString(buf, ",\"user_id\":");
-	AppendJsonString(buf, rc->user_id);
-	appendStringInfoString(buf, ",\"meta\":");
-	if (rc->meta == NULL)
-		appendStringInfoString(buf, "null");
-	else if (with_meta)
-		AppendJsonbCompact(buf, rc->meta);
-	else
-		appendStringInfoString(buf, "null,\"meta_omitted\":true");
-	if (flag != NULL)
-		appendStringInfo(buf, ",\"%s\":%s", flag, flag_value ? "true" : "false");
-	appendStringInfoChar(buf, '}');
-}
-
-/* BuildPayload writes the event of rc into buf. */
-static void
-BuildPayload(StringInfo buf, RoomChanges *rc, bool with_meta, bool flag_value)
+EventOf(PresenceEvent *ev, RoomChanges *rc)
 {
 	int64		total = rc->added + rc->removed + rc->updated;
 
-	resetStringInfo(buf);
-	appendStringInfoString(buf, "{\"room\":");
-	escape_json(buf, rc->room);
-
-	if (total > 1)
+	memset(ev, 0, sizeof(*ev));
+	ev->room = rc->room;
+	ev->pruned = rc->pruned;
+	ev->bulk = total > 1;
+	if (!ev->bulk && rc->kind != CHANGE_UPDATED && rc->user_id != NULL)
 	{
-		appendStringInfo(buf,
-						 ",\"added\":null,\"removed\":null,\"updated\":null,"
-						 "\"bulk_change\":true,\"added_count\":" INT64_FORMAT
-						 ",\"removed_count\":" INT64_FORMAT "}",
-						 rc->added, rc->removed);
-		return;
+		if (PresenceUserLock(rc->room, rc->user_id, false))
+			ev->flag = !PresenceUserElsewhere(rc->room, rc->user_id, rc->channel);
+		else
+			ev->bulk = true;
 	}
-
-	appendStringInfoString(buf, ",\"added\":");
-	if (rc->kind == CHANGE_ADDED)
-		AppendPresence(buf, rc, with_meta, "user_joined", flag_value);
-	else
-		appendStringInfoString(buf, "null");
-	appendStringInfoString(buf, ",\"removed\":");
-	if (rc->kind == CHANGE_REMOVED)
-		AppendPresence(buf, rc, with_meta, "user_left", flag_value);
-	else
-		appendStringInfoString(buf, "null");
-	appendStringInfoString(buf, ",\"updated\":");
-	if (rc->kind == CHANGE_UPDATED)
-		AppendPresence(buf, rc, with_meta, NULL, false);
-	else
-		appendStringInfoString(buf, "null");
-	appendStringInfoString(buf, ",\"bulk_change\":false}");
+	ev->added_count = rc->added;
+	ev->removed_count = rc->removed;
+	ev->kind = rc->kind;
+	ev->channel = rc->channel;
+	ev->user_id = rc->user_id;
+	ev->meta = rc->meta;
+	ev->meta_null = rc->meta_null;
+	ev->meta_omitted = rc->meta_omitted;
 }
 
 /*
- * PresenceEventsSend sends one NOTIFY per room with pending changes and
+ * PresenceEventsSend sends one event per room with pending changes and
  * forgets them.  Does nothing while prune() defers, unless force is set.
  */
 void
 PresenceEventsSend(bool force)
 {
-	HASH_SEQ_STATUS seq;
 	RoomChanges **rooms;
-	RoomChanges *rc;
-	long		nrooms;
-	long		i;
-	StringInfoData buf;
+	MemoryContext cxt;
 	MemoryContext oldcxt;
+	StringInfoData buf;
+	int			nrooms;
 
-	if (changes == NULL)
-		return;
-	if (defer_depth > 0 && !force)
+	if (!PendingAny() || (PendingDeferred() && !force))
 		return;
 
-	nrooms = hash_get_num_entries(changes);
-	if (nrooms == 0 || !presence_notify)
+	rooms = PendingTake(&nrooms, &cxt);
+	if (presence_notify)
 	{
-		ForgetChanges();
-		return;
+		oldcxt = MemoryContextSwitchTo(cxt);
+		initStringInfo(&buf);
+		for (int i = 0; i < nrooms; i++)
+		{
+			PresenceEvent ev;
+
+			if (rooms[i]->added + rooms[i]->removed + rooms[i]->updated == 0)
+				continue;
+			EventOf(&ev, rooms[i]);
+			PresenceBuildPayload(&buf, &ev);
+			PresenceEmit(buf.data, &ev);
+		}
+		MemoryContextSwitchTo(oldcxt);
 	}
-
-	oldcxt = MemoryContextSwitchTo(changes_cxt);
-
-	rooms = palloc(nrooms * sizeof(RoomChanges *));
-	i = 0;
-	hash_seq_init(&seq, changes);
-	while ((rc = hash_seq_search(&seq)) != NULL)
-		rooms[i++] = rc;
-	qsort(rooms, nrooms, sizeof(RoomChanges *), CompareRooms);
-
-	initStringInfo(&buf);
-	for (i = 0; i < nrooms; i++)
-	{
-		bool		flag = false;
-
-		rc = rooms[i];
-		if (rc->added + rc->removed + rc->updated == 0)
-			continue;
-		if (rc->added + rc->removed + rc->updated == 1 &&
-			rc->kind != CHANGE_UPDATED && rc->user_id != NULL)
-			flag = !UserElsewhere(rc->room, rc->user_id, rc->channel,
-								  nrooms <= USER_LOCK_MAX_ROOMS);
-
-		BuildPayload(&buf, rc, true, flag);
-		if (buf.len >= NOTIFY_PAYLOAD_LIMIT)
-			BuildPayload(&buf, rc, false, flag);
-		/* Names are at most 255 characters, so this cannot happen. */
-		if (buf.len >= NOTIFY_PAYLOAD_LIMIT)
-			elog(ERROR, "presence: event payload of %d bytes is too long", buf.len);
-
-		Async_Notify(presence_notify_channel, buf.data);
-	}
-
-	MemoryContextSwitchTo(oldcxt);
-	ForgetChanges();
+	MemoryContextDelete(cxt);
 }
 
-/* PresenceEventsDefer keeps events from being sent until PresenceEventsResume. */
-void
-PresenceEventsDefer(void)
+/* TextEqual tells whether two text datums hold the same bytes. */
+static bool
+TextEqual(Datum a, Datum b)
 {
-	RegisterCallbacks();
-	if (defer_depth++ == 0)
-		defer_subid = GetCurrentSubTransactionId();
-}
+	text	   *ta = DatumGetTextPP(a);
+	text	   *tb = DatumGetTextPP(b);
 
-/* PresenceEventsResume ends a PresenceEventsDefer and sends what is pending. */
-void
-PresenceEventsResume(void)
-{
-	if (defer_depth > 0)
-		defer_depth--;
-	PresenceEventsSend(false);
-}
-
-/* PresenceEventsSendIfLarge sends early when deferred events pile up. */
-void
-PresenceEventsSendIfLarge(void)
-{
-	if (changes != NULL && hash_get_num_entries(changes) >= DEFERRED_ROOMS_LIMIT)
-		PresenceEventsSend(true);
+	return VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb) &&
+		memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0;
 }
 
 PG_FUNCTION_INFO_V1(presence_capture_change);
@@ -578,12 +138,13 @@ presence_capture_change(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	tupdesc;
+	HeapTuple	oldtup;
+	HeapTuple	newtup;
+	PresenceSchemaInfo *schema;
+	bool		moved = false;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("presence.capture_change() was not called as a trigger")));
-	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -593,53 +154,156 @@ presence_capture_change(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	tupdesc = trigdata->tg_relation->rd_att;
+	oldtup = trigdata->tg_trigtuple;
+	newtup = trigdata->tg_newtuple;
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		RecordChange(CHANGE_ADDED, trigdata->tg_trigtuple, tupdesc);
-	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		RecordChange(CHANGE_REMOVED, trigdata->tg_trigtuple, tupdesc);
-	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
-		HeapTuple	oldtup = trigdata->tg_trigtuple;
-		HeapTuple	newtup = trigdata->tg_newtuple;
-		bool		moved = false;
-		const char *keys[] = {"room", "channel", "user_id"};
-
-		for (int k = 0; k < lengthof(keys); k++)
-		{
-			char	   *o = GetText(oldtup, tupdesc, keys[k]);
-			char	   *n = GetText(newtup, tupdesc, keys[k]);
-
-			if ((o == NULL) != (n == NULL) || (o != NULL && strcmp(o, n) != 0))
-				moved = true;
-		}
-		if (moved)
-		{
-			RecordChange(CHANGE_REMOVED, oldtup, tupdesc);
-			RecordChange(CHANGE_ADDED, newtup, tupdesc);
-		}
-		else
-			RecordChange(CHANGE_UPDATED, newtup, tupdesc);
+		PendingRecord(CHANGE_ADDED, oldtup, tupdesc);
+		return PointerGetDatum(NULL);
 	}
-	else
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		PendingRecord(CHANGE_REMOVED, oldtup, tupdesc);
+		return PointerGetDatum(NULL);
+	}
+	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("presence.capture_change() must be fired for INSERT, UPDATE or DELETE")));
 
+	schema = PresenceSchema();
+	for (int k = 0; k < 3; k++)
+	{
+		AttrNumber	attno = k == 0 ? schema->room_att :
+			k == 1 ? schema->channel_att : schema->user_id_att;
+		bool		onull;
+		bool		nnull;
+		Datum		o = heap_getattr(oldtup, attno, tupdesc, &onull);
+		Datum		n = heap_getattr(newtup, attno, tupdesc, &nnull);
+
+		if (onull != nnull || (!onull && !TextEqual(o, n)))
+			moved = true;
+	}
+	if (moved)
+	{
+		PendingRecord(CHANGE_REMOVED, oldtup, tupdesc);
+		PendingRecord(CHANGE_ADDED, newtup, tupdesc);
+	}
+	else
+		PendingRecord(CHANGE_UPDATED, newtup, tupdesc);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * TruncateRoom is the state of TruncateAnnounce for the room being read:
+ * how many presences it has, and the first one's details.
+ */
+typedef struct TruncateRoom
+{
+	MemoryContext cxt;			/* reset per room */
+	char	   *room;
+	int64		count;
+	PresenceEvent ev;
+} TruncateRoom;
+
+/* TruncateRoomSend sends the removal event of the room tr has read, if any. */
+static void
+TruncateRoomSend(TruncateRoom *tr, StringInfo buf)
+{
+	if (tr->room == NULL)
+		return;
+	tr->ev.room = tr->room;
+	tr->ev.kind = CHANGE_REMOVED;
+	tr->ev.bulk = tr->count > 1;
+	tr->ev.removed_count = tr->count;
+	/* Everything goes, and nobody can change presences meanwhile. */
+	tr->ev.flag = tr->ev.user_id != NULL;
+	PresenceBuildPayload(buf, &tr->ev);
+	PresenceEmit(buf->data, &tr->ev);
+	MemoryContextReset(tr->cxt);
+	memset(&tr->ev, 0, sizeof(tr->ev));
+	tr->room = NULL;
+	tr->count = 0;
+}
+
+/* TruncateRoomAdd counts one presence (room, channel, user_id, meta) of the table. */
+static void
+TruncateRoomAdd(TruncateRoom *tr, HeapTuple row, TupleDesc desc, StringInfo buf)
+{
+	bool		isnull;
+	char	   *room = TextDatumGetCString(heap_getattr(row, 1, desc, &isnull));
+	MemoryContext oldcxt;
+
+	if (tr->room != NULL && strcmp(tr->room, room) != 0)
+		TruncateRoomSend(tr, buf);
+	if (tr->count++ > 0)
+	{
+		pfree(room);
+		return;
+	}
+	oldcxt = MemoryContextSwitchTo(tr->cxt);
+	tr->room = pstrdup(room);
+	tr->ev.channel = TextDatumGetCString(heap_getattr(row, 2, desc, &isnull));
+	{
+		Datum		user_id = heap_getattr(row, 3, desc, &isnull);
+
+		tr->ev.user_id = isnull ? NULL : TextDatumGetCString(user_id);
+	}
+	{
+		Datum		meta = heap_getattr(row, 4, desc, &tr->ev.meta_null);
+
+		if (!tr->ev.meta_null)
+			tr->ev.meta = PendingMetaCopy(meta, &tr->ev.meta_omitted);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	pfree(room);
+}
+
+/*
+ * TruncateAnnounce sends, for every room, the event of its presences being
+ * removed, reading the table in primary key order through a cursor so that
+ * memory does not grow with the number of rows.
+ */
+static void
+TruncateAnnounce(void)
+{
+	TruncateRoom tr = {0};
+	StringInfoData buf;
+	Portal		portal;
+
+	tr.cxt = AllocSetContextCreate(CurrentMemoryContext, "presence truncate room",
+								   ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&buf);
+	SPI_connect();
+	portal = PresenceOpenCursor(STMT_TRUNCATE_SCAN, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, TRUNCATE_FETCH);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+			TruncateRoomAdd(&tr, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &buf);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	TruncateRoomSend(&tr, &buf);
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(tr.cxt);
+	pfree(buf.data);
 }
 
 PG_FUNCTION_INFO_V1(presence_capture_truncate);
 
 /*
  * presence_capture_truncate is the BEFORE TRUNCATE trigger on
- * presence.presences: it records every presence as removed, so that the
- * AFTER TRUNCATE trigger announces the truncation room by room.
+ * presence.presences: it announces the removal of every presence, room by
+ * room.  NOTIFY delivers at commit, so nothing is heard if the TRUNCATE
+ * fails or rolls back.
  */
 Datum
 presence_capture_truncate(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	uint64		n;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -648,15 +312,12 @@ presence_capture_truncate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("presence.capture_truncate() must be fired BEFORE TRUNCATE")));
 
-	if (!presence_notify)
-		return PointerGetDatum(NULL);
-
-	SPI_connect();
-	n = PresenceExec(STMT_ALL_PRESENCES, NULL, NULL, false, 0);
-	for (uint64 i = 0; i < n; i++)
-		RecordChange(CHANGE_REMOVED, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	SPI_finish();
-
+	if (presence_notify)
+	{
+		/* Changes of earlier statements are out already; these go first. */
+		PresenceEventsSend(true);
+		TruncateAnnounce();
+	}
 	return PointerGetDatum(NULL);
 }
 

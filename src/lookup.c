@@ -1,16 +1,22 @@
 /*-------------------------------------------------------------------------
  *
  * lookup.c
- *		Direct index scans for the two reads on hot paths, where the SPI
+ *		Direct index scans for the reads on hot paths, where the SPI
  *		executor's per-statement setup would cost more than the read itself:
- *		touch()'s look at a channel's presences, and the user_joined /
- *		user_left check an event makes.
+ *		touch()'s look at a channel's presences, the presences remove() and
+ *		leave_all() are about to delete (to lock their users first), and the
+ *		user_joined / user_left check an event makes.
  *
- * Both only read, through an index whose leading columns are the keys, so
- * there is no plan to choose; writes always go through SPI (plans.c), so
- * that constraints, triggers and cascades run as for any other statement.
- * Relations are found by name in schema presence and their OIDs cached
- * until the catalogs change.
+ * All of them only read, through an index whose leading columns are the
+ * keys (schema.c checks the definitions), so there is no plan to choose;
+ * writes always go through SPI (plans.c), so that constraints, triggers and
+ * cascades run as for any other statement.
+ *
+ * Every scan uses a snapshot taken now (after a CommandCounterIncrement):
+ * it sees what this statement and transaction did so far and what other
+ * transactions committed, which is what "how many presences does this
+ * channel have" must answer (a read with the statement's snapshot would
+ * say 0 for a channel joined earlier in the same statement).
  *
  *-------------------------------------------------------------------------
  */
@@ -21,171 +27,176 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-/*
- * OIDs and attribute numbers, looked up by name on first use and forgotten
- * whenever any pg_class or pg_namespace entry changes (a DROP and CREATE
- * EXTENSION among others), so they are never stale.
- */
-typedef struct PresenceCatalog
+/* An index scan of presence.presences in progress. */
+typedef struct PresenceScan
 {
-	bool		valid;
-	Oid			presences;
-	Oid			channel_idx;
-	Oid			room_user_idx;
-	AttrNumber	channel_att;
-	AttrNumber	last_seen_att;
-} PresenceCatalog;
-
-static PresenceCatalog catalog;
-static bool callback_registered = false;
-
-/* ForgetCatalog is the syscache callback that drops the cached OIDs. */
-static void
-ForgetCatalog(Datum arg, int cacheid, uint32 hashvalue)
-{
-	catalog.valid = false;
-}
-
-/* RelidIn returns the OID of relation relname in schema nsp, or errors. */
-static Oid
-RelidIn(const char *relname, Oid nsp)
-{
-	Oid			relid = get_relname_relid(relname, nsp);
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "presence: relation presence.%s does not exist", relname);
-	return relid;
-}
-
-/* AttNumOf returns the attribute number of column attname of relid. */
-static AttrNumber
-AttNumOf(Oid relid, const char *attname)
-{
-	AttrNumber	attno = get_attnum(relid, attname);
-
-	if (attno == InvalidAttrNumber)
-		elog(ERROR, "presence: column presence.presences.%s does not exist", attname);
-	return attno;
-}
-
-/* Catalog returns the OIDs the scans need, looking them up if needed. */
-static PresenceCatalog *
-Catalog(void)
-{
-	Oid			nsp;
-
-	if (catalog.valid)
-		return &catalog;
-
-	if (!callback_registered)
-	{
-		CacheRegisterSyscacheCallback(RELOID, ForgetCatalog, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, ForgetCatalog, (Datum) 0);
-		callback_registered = true;
-	}
-
-	nsp = get_namespace_oid("presence", false);
-	catalog.presences = RelidIn("presences", nsp);
-	catalog.channel_idx = RelidIn("presences_channel_idx", nsp);
-	catalog.room_user_idx = RelidIn("presences_room_user_idx", nsp);
-	catalog.channel_att = AttNumOf(catalog.presences, "channel");
-	catalog.last_seen_att = AttNumOf(catalog.presences, "last_seen");
-	catalog.valid = true;
-	return &catalog;
-}
-
-/* InitTextKey sets up key to match index column attno against value. */
-static void
-InitTextKey(ScanKey key, Relation index, AttrNumber attno, Datum value)
-{
-	ScanKeyEntryInitialize(key, 0, attno, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[attno - 1], F_TEXTEQ, value);
-}
-
-/*
- * PresenceTouchRead counts the presences of channel visible to the current
- * snapshot, and how many of them have last_seen before cutoff.
- */
-void
-PresenceTouchRead(text *channel, TimestampTz cutoff, int *count, int *stale)
-{
-	PresenceCatalog *cat = Catalog();
-	AttrNumber	last_seen = cat->last_seen_att;
-	Relation	rel = table_open(cat->presences, AccessShareLock);
-	Relation	index = index_open(cat->channel_idx, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *slot;
 	IndexScanDesc scan;
-	ScanKeyData key;
+	Snapshot	snapshot;
+	ScanKeyData keys[2];
+} PresenceScan;
 
-	*count = *stale = 0;
-	InitTextKey(&key, index, 1, PointerGetDatum(channel));
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+/*
+ * BeginScan starts a scan of index indexid of presence.presences for rows
+ * whose first nkeys index columns equal values, with a snapshot taken now.
+ */
+static void
+BeginScan(PresenceScan *ps, Oid indexid, int nkeys, Datum *values)
+{
+	PresenceSchemaInfo *schema = PresenceSchema();
+
+	ps->rel = table_open(schema->presences, AccessShareLock);
+	ps->index = index_open(indexid, AccessShareLock);
+	ps->slot = table_slot_create(ps->rel, NULL);
+	for (int k = 0; k < nkeys; k++)
+		ScanKeyEntryInitialize(&ps->keys[k], 0, k + 1, BTEqualStrategyNumber,
+							   InvalidOid, ps->index->rd_indcollation[k],
+							   F_TEXTEQ, values[k]);
+	CommandCounterIncrement();
+	ps->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ps->scan = index_beginscan(ps->rel, ps->index, ps->snapshot, nkeys, 0);
+	index_rescan(ps->scan, ps->keys, nkeys, NULL, 0);
+}
+
+/* NextRow advances the scan; false at the end. */
+static bool
+NextRow(PresenceScan *ps)
+{
+	return index_getnext_slot(ps->scan, ForwardScanDirection, ps->slot);
+}
+
+/* TextColumn returns column attno of the current row as a C string, or NULL. */
+static char *
+TextColumn(PresenceScan *ps, AttrNumber attno)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(ps->slot, attno, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* EndScan ends the scan; locks are kept to the end of the transaction. */
+static void
+EndScan(PresenceScan *ps)
+{
+	index_endscan(ps->scan);
+	UnregisterSnapshot(ps->snapshot);
+	ExecDropSingleTupleTableSlot(ps->slot);
+	index_close(ps->index, NoLock);
+	table_close(ps->rel, NoLock);
+}
+
+/*
+ * PresenceTouchRead returns how many presences channel has, and sets stale
+ * to how many of them have last_seen before cutoff.
+ */
+int
+PresenceTouchRead(text *channel, TimestampTz cutoff, int *stale)
+{
+	PresenceScan ps;
+	Datum		key = PointerGetDatum(channel);
+	AttrNumber	last_seen = PresenceSchema()->last_seen_att;
+	int			count = 0;
+
+	*stale = 0;
+	BeginScan(&ps, PresenceSchema()->channel_idx, 1, &key);
+	while (NextRow(&ps))
 	{
 		bool		isnull;
-		Datum		d = slot_getattr(slot, last_seen, &isnull);
+		Datum		d = slot_getattr(ps.slot, last_seen, &isnull);
 
-		(*count)++;
+		count++;
 		if (!isnull && DatumGetTimestampTz(d) < cutoff)
 			(*stale)++;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	/* Locks are kept to the end of the transaction, as for any read. */
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
+	EndScan(&ps);
+	return count;
+}
+
+/* PresenceChannelCount returns how many presences channel has now. */
+int
+PresenceChannelCount(text *channel)
+{
+	int			stale;
+
+	return PresenceTouchRead(channel, DT_NOBEGIN, &stale);
+}
+
+/*
+ * PresenceChannelMemberships returns the rooms channel is in, with the
+ * user_id of each presence, in room order (the index order).
+ */
+List *
+PresenceChannelMemberships(text *channel)
+{
+	PresenceScan ps;
+	Datum		key = PointerGetDatum(channel);
+	PresenceSchemaInfo *schema = PresenceSchema();
+	List	   *result = NIL;
+
+	BeginScan(&ps, schema->channel_idx, 1, &key);
+	while (NextRow(&ps))
+	{
+		PresenceMembership *m = palloc(sizeof(PresenceMembership));
+
+		m->room = TextColumn(&ps, schema->room_att);
+		m->user_id = TextColumn(&ps, schema->user_id_att);
+		result = lappend(result, m);
+	}
+	EndScan(&ps);
+	return result;
+}
+
+/*
+ * PresenceOwner tells whether channel is in room and sets user_id to the
+ * presence's user_id (NULL: anonymous).
+ */
+bool
+PresenceOwner(text *room, text *channel, char **user_id)
+{
+	PresenceScan ps;
+	Datum		keys[2] = {PointerGetDatum(channel), PointerGetDatum(room)};
+	bool		found;
+
+	*user_id = NULL;
+	BeginScan(&ps, PresenceSchema()->channel_idx, 2, keys);
+	found = NextRow(&ps);
+	if (found)
+		*user_id = TextColumn(&ps, PresenceSchema()->user_id_att);
+	EndScan(&ps);
+	return found;
 }
 
 /*
  * PresenceUserElsewhere tells whether user_id has a presence in room on a
- * channel other than channel, as of a snapshot taken now: newer than the
- * caller's (it is called after taking a lock that orders it with concurrent
- * writers) and seeing this transaction's changes so far.
+ * channel other than channel.  Called after taking the (room, user) lock
+ * that orders it with concurrent writers (user_locks.c), so its snapshot
+ * sees their committed changes.
  */
 bool
 PresenceUserElsewhere(const char *room, const char *user_id, const char *channel)
 {
-	PresenceCatalog *cat = Catalog();
-	AttrNumber	channel_att = cat->channel_att;
-	Relation	rel = table_open(cat->presences, AccessShareLock);
-	Relation	index = index_open(cat->room_user_idx, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	IndexScanDesc scan;
-	ScanKeyData keys[2];
-	Snapshot	snapshot;
+	PresenceScan ps;
+	Datum		keys[2] = {CStringGetTextDatum(room), CStringGetTextDatum(user_id)};
+	AttrNumber	channel_att = PresenceSchema()->channel_att;
 	bool		found = false;
 
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-
-	InitTextKey(&keys[0], index, 1, CStringGetTextDatum(room));
-	InitTextKey(&keys[1], index, 2, CStringGetTextDatum(user_id));
-	scan = index_beginscan(rel, index, snapshot, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
-	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
+	BeginScan(&ps, PresenceSchema()->room_user_idx, 2, keys);
+	while (!found && NextRow(&ps))
 	{
-		bool		isnull;
-		Datum		d = slot_getattr(slot, channel_att, &isnull);
-		char	   *other = TextDatumGetCString(d);
+		char	   *other = TextColumn(&ps, channel_att);
 
 		found = strcmp(other, channel) != 0;
 		pfree(other);
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
+	EndScan(&ps);
 	return found;
 }

@@ -5,13 +5,17 @@
  *		room), leave_all (disconnect), touch (heartbeat) and update (meta).
  *
  * Events are not sent from here: triggers on presence.presences announce
- * every change, whoever makes it.
+ * every change, whoever makes it.  What these functions do for events is
+ * take the (room, user) locks their events' user_joined / user_left flags
+ * need, before they change any row (user_locks.c).
  *
  *-------------------------------------------------------------------------
  */
 #include "presence.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -53,10 +57,14 @@ presence_add(PG_FUNCTION_ARGS)
 	text	   *room = PresenceArgName(fcinfo, 0, "room");
 	text	   *channel = PresenceArgName(fcinfo, 1, "channel");
 	text	   *user_id = PresenceArgUserId(fcinfo, 2, "user_id");
-	Jsonb	   *meta = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	Jsonb	   *meta = PresenceArgMeta(fcinfo, 3);
 	Datum		values[4];
 	char		nulls[5] = "    ";
 	bool		created;
+
+	(void) PresenceSchema();
+	if (user_id != NULL)
+		(void) PresenceUserLock(text_to_cstring(room), text_to_cstring(user_id), true);
 
 	values[0] = PointerGetDatum(room);
 	values[1] = PointerGetDatum(channel);
@@ -120,11 +128,14 @@ PG_FUNCTION_INFO_V1(presence_remove);
 Datum
 presence_remove(PG_FUNCTION_ARGS)
 {
-	Datum		values[2];
+	text	   *room = PresenceArgName(fcinfo, 0, "room");
+	text	   *channel = PresenceArgName(fcinfo, 1, "channel");
+	Datum		values[2] = {PointerGetDatum(room), PointerGetDatum(channel)};
+	char	   *user_id;
 	int			n;
 
-	values[0] = PointerGetDatum(PresenceArgName(fcinfo, 0, "room"));
-	values[1] = PointerGetDatum(PresenceArgName(fcinfo, 1, "channel"));
+	if (PresenceOwner(room, channel, &user_id) && user_id != NULL)
+		(void) PresenceUserLock(text_to_cstring(room), user_id, true);
 
 	SPI_connect();
 	n = PresenceExec(STMT_REMOVE, values, NULL, false, 0);
@@ -134,14 +145,25 @@ presence_remove(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(presence_leave_all);
 
-/* presence_leave_all takes channel out of every room; number removed. */
+/*
+ * presence_leave_all takes channel out of every room; number removed.  The
+ * (room, user) locks of its presences are taken first, in room order.
+ */
 Datum
 presence_leave_all(PG_FUNCTION_ARGS)
 {
-	Datum		values[1];
+	text	   *channel = PresenceArgName(fcinfo, 0, "channel");
+	Datum		values[1] = {PointerGetDatum(channel)};
+	ListCell   *lc;
 	int			n;
 
-	values[0] = PointerGetDatum(PresenceArgName(fcinfo, 0, "channel"));
+	foreach(lc, PresenceChannelMemberships(channel))
+	{
+		PresenceMembership *m = lfirst(lc);
+
+		if (m->user_id != NULL)
+			(void) PresenceUserLock(m->room, m->user_id, true);
+	}
 
 	SPI_connect();
 	n = PresenceExec(STMT_LEAVE_ALL, values, NULL, false, 0);
@@ -155,20 +177,32 @@ PG_FUNCTION_INFO_V1(presence_touch);
  * presence_touch refreshes last_seen of the channel's presences and returns
  * how many it has (0: the channel was pruned and should re-join).
  *
- * Inside presence.touch_interval the presences are only read; a row version
- * is written only for presences whose last_seen is older than the interval.
+ * Inside the touch_interval in effect the presences are only read; a row
+ * version is written only for presences whose last_seen is older.  The
+ * count is taken after the write, with a snapshot of this moment: a
+ * concurrent touch that refreshed the rows first, or a prune that deleted
+ * them while we waited, is counted as it committed.  A heartbeat that
+ * cannot write (a read-only transaction, a hot standby) is an error every
+ * time, never a count the app would take for a refreshed presence.
  */
 Datum
 presence_touch(PG_FUNCTION_ARGS)
 {
-	Datum		values[2];
+	text	   *channel = PresenceArgName(fcinfo, 0, "channel");
+	Datum		values[2] = {PointerGetDatum(channel), (Datum) 0};
+	int			interval_ms = PresenceTouchIntervalMs();
 	TimestampTz cutoff;
 	int			count;
 	int			stale;
 
-	values[0] = PointerGetDatum(PresenceArgName(fcinfo, 0, "channel"));
+	PreventCommandIfReadOnly("presence.touch()");
+	PreventCommandDuringRecovery("presence.touch()");
 
-	if (presence_touch_interval_ms == 0)
+	/*
+	 * Every touch writes: the UPDATE's own snapshot (a new one, SPI takes it)
+	 * and its recheck of rows updated meanwhile make its count the answer.
+	 */
+	if (interval_ms == 0)
 	{
 		SPI_connect();
 		count = PresenceExec(STMT_TOUCH_WRITE_ALL, values, NULL, false, 0);
@@ -177,22 +211,16 @@ presence_touch(PG_FUNCTION_ARGS)
 	}
 
 	/* The common case: a read, no SPI, no row version. */
-	cutoff = GetCurrentTransactionStartTimestamp() -
-		(TimestampTz) presence_touch_interval_ms * 1000;
-	PresenceTouchRead(DatumGetTextPP(values[0]), cutoff, &count, &stale);
+	cutoff = GetCurrentTransactionStartTimestamp() - (TimestampTz) interval_ms * 1000;
+	count = PresenceTouchRead(channel, cutoff, &stale);
 	if (stale == 0)
 		PG_RETURN_INT32(count);
 
-	/*
-	 * Count what the write found, not what the read saw: a prune that
-	 * deleted a stale presence and committed while we waited for its row
-	 * lock leaves nothing to refresh, and the app must re-join.
-	 */
 	values[1] = TimestampTzGetDatum(cutoff);
 	SPI_connect();
-	count = (count - stale) + PresenceExec(STMT_TOUCH_WRITE, values, NULL, false, 0);
+	(void) PresenceExec(STMT_TOUCH_WRITE, values, NULL, false, 0);
 	SPI_finish();
-	PG_RETURN_INT32(count);
+	PG_RETURN_INT32(PresenceChannelCount(channel));
 }
 
 PG_FUNCTION_INFO_V1(presence_update);
@@ -209,15 +237,14 @@ presence_update(PG_FUNCTION_ARGS)
 	char		nulls[4] = "   ";
 	int			n;
 
+	Jsonb	   *meta;
+
 	values[0] = PointerGetDatum(PresenceArgName(fcinfo, 0, "room"));
 	values[1] = PointerGetDatum(PresenceArgName(fcinfo, 1, "channel"));
-	if (PG_ARGISNULL(2))
-	{
-		values[2] = (Datum) 0;
-		nulls[2] = 'n';
-	}
-	else
-		values[2] = PointerGetDatum(PG_GETARG_JSONB_P(2));
+	meta = PresenceArgMeta(fcinfo, 2);
+	values[2] = meta != NULL ? PointerGetDatum(meta) : (Datum) 0;
+	nulls[2] = meta != NULL ? ' ' : 'n';
+	(void) PresenceSchema();
 
 	SPI_connect();
 	n = PresenceExec(STMT_UPDATE, values, nulls, false, 0);

@@ -27,150 +27,216 @@
 
 typedef struct PresenceStmtDef
 {
-	PresenceStmt stmt;			/* checked against the array index */
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[4];
 } PresenceStmtDef;
 
-static const PresenceStmtDef stmt_defs[STMT_COUNT] = {
+static const PresenceStmtDef stmt_defs[] = {
 	/*
 	 * add(): lock the room against prune_rooms() for the rest of the
 	 * transaction (KEY SHARE does not block other joiners), or create it.
 	 */
-	{STMT_ROOM_LOCK,
+	[STMT_ROOM_LOCK] = {
 		"SELECT 1 FROM presence.rooms WHERE name" EQ "$1 FOR KEY SHARE",
-	1, {TEXTOID}},
-	{STMT_ROOM_CREATE,
+		1, {TEXTOID}
+	},
+	[STMT_ROOM_CREATE] = {
 		"INSERT INTO presence.rooms (name) VALUES ($1) ON CONFLICT DO NOTHING",
-	1, {TEXTOID}},
-	{STMT_PRESENCE_INSERT,
+		1, {TEXTOID}
+	},
+	[STMT_PRESENCE_INSERT] = {
 		"INSERT INTO presence.presences (room, channel, user_id, meta)"
 		" VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-	4, {TEXTOID, TEXTOID, TEXTOID, JSONBOID}},
+		4, {TEXTOID, TEXTOID, TEXTOID, JSONBOID}
+	},
 	/* add() again: refresh last_seen (and meta), same user only. */
-	{STMT_PRESENCE_REJOIN,
+	[STMT_PRESENCE_REJOIN] = {
 		"UPDATE presence.presences SET last_seen = " NOW
 		" WHERE room" EQ "$1 AND channel" EQ "$2"
 		" AND (user_id" EQ "$3 OR (user_id IS NULL AND $3 IS NULL))",
-	3, {TEXTOID, TEXTOID, TEXTOID}},
-	{STMT_PRESENCE_REJOIN_META,
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[STMT_PRESENCE_REJOIN_META] = {
 		"UPDATE presence.presences SET last_seen = " NOW ", meta = $4"
 		" WHERE room" EQ "$1 AND channel" EQ "$2"
 		" AND (user_id" EQ "$3 OR (user_id IS NULL AND $3 IS NULL))",
-	4, {TEXTOID, TEXTOID, TEXTOID, JSONBOID}},
-	{STMT_PRESENCE_OWNER,
+		4, {TEXTOID, TEXTOID, TEXTOID, JSONBOID}
+	},
+	[STMT_PRESENCE_OWNER] = {
 		"SELECT user_id FROM presence.presences"
 		" WHERE room" EQ "$1 AND channel" EQ "$2",
-	2, {TEXTOID, TEXTOID}},
-	{STMT_REMOVE,
+		2, {TEXTOID, TEXTOID}
+	},
+	[STMT_REMOVE] = {
 		"DELETE FROM presence.presences WHERE room" EQ "$1 AND channel" EQ "$2",
-	2, {TEXTOID, TEXTOID}},
-	{STMT_LEAVE_ALL,
-		"DELETE FROM presence.presences WHERE channel" EQ "$1",
-	1, {TEXTOID}},
+		2, {TEXTOID, TEXTOID}
+	},
+
+	/*
+	 * leave_all(): lock the channel's rows in room order first (the order
+	 * in which transactions that join several rooms take them, so the two
+	 * do not deadlock), then delete them by their ctid.
+	 */
+	[STMT_LEAVE_ALL] = {
+		"DELETE FROM presence.presences"
+		" WHERE ctid" EQ "ANY (ARRAY("
+		"   SELECT ctid FROM presence.presences WHERE channel" EQ "$1"
+		"   ORDER BY room FOR UPDATE))"
+		" AND channel" EQ "$1",
+		1, {TEXTOID}
+	},
 
 	/*
 	 * touch(): the read is a direct index scan (lookup.c); the write
 	 * refreshes only presences older than the cutoff, or all of them with
 	 * touch_interval 0.
 	 */
-	{STMT_TOUCH_WRITE,
+	[STMT_TOUCH_WRITE] = {
 		"UPDATE presence.presences SET last_seen = " NOW
 		" WHERE channel" EQ "$1 AND last_seen" LT "$2",
-	2, {TEXTOID, TIMESTAMPTZOID}},
-	{STMT_TOUCH_WRITE_ALL,
+		2, {TEXTOID, TIMESTAMPTZOID}
+	},
+	[STMT_TOUCH_WRITE_ALL] = {
 		"UPDATE presence.presences SET last_seen = " NOW
 		" WHERE channel" EQ "$1",
-	1, {TEXTOID}},
-	{STMT_UPDATE,
+		1, {TEXTOID}
+	},
+	[STMT_UPDATE] = {
 		"UPDATE presence.presences SET meta = $3, last_seen = " NOW
 		" WHERE room" EQ "$1 AND channel" EQ "$2",
-	3, {TEXTOID, TEXTOID, JSONBOID}},
+		3, {TEXTOID, TEXTOID, JSONBOID}
+	},
 
 	/* Readers: one room's rows through the primary key or the user index. */
-	{STMT_MEMBERS,
+	[STMT_MEMBERS] = {
 		"SELECT channel, user_id, meta, joined_at, last_seen"
 		" FROM presence.presences WHERE room" EQ "$1 ORDER BY channel",
-	1, {TEXTOID}},
-	{STMT_USERS,
+		1, {TEXTOID}
+	},
+	[STMT_USERS] = {
 		"SELECT DISTINCT user_id FROM presence.presences"
 		" WHERE room" EQ "$1 AND user_id IS NOT NULL ORDER BY user_id",
-	1, {TEXTOID}},
-	{STMT_ANONYMOUS_COUNT,
+		1, {TEXTOID}
+	},
+	[STMT_ANONYMOUS_COUNT] = {
 		"SELECT pg_catalog.count(*) FROM presence.presences"
 		" WHERE room" EQ "$1 AND user_id IS NULL",
-	1, {TEXTOID}},
-	{STMT_ROOMS_OF,
+		1, {TEXTOID}
+	},
+	[STMT_ROOMS_OF] = {
 		"SELECT room FROM presence.presences WHERE channel" EQ "$1 ORDER BY room",
-	1, {TEXTOID}},
-	{STMT_STATS,
+		1, {TEXTOID}
+	},
+	[STMT_STATS] = {
 		"SELECT pg_catalog.count(*), pg_catalog.count(DISTINCT user_id),"
 		" pg_catalog.count(*) FILTER (WHERE user_id IS NULL)"
 		" FROM presence.presences WHERE room" EQ "$1",
-	1, {TEXTOID}},
+		1, {TEXTOID}
+	},
 
-	/* Events: what a TRUNCATE is about to remove. */
-	{STMT_ALL_PRESENCES,
-		"SELECT room, channel, user_id, meta FROM presence.presences",
-	0, {InvalidOid}},
+	/* Events: what a TRUNCATE removes, room by room (read with a cursor). */
+	[STMT_TRUNCATE_SCAN] = {
+		"SELECT room, channel, user_id, meta FROM presence.presences"
+		" ORDER BY room, channel",
+		0, {InvalidOid}
+	},
 
 	/*
 	 * prune(): one batch.  Victims are taken in primary key order after the
 	 * key ($1, $2) and locked, skipping rows other transactions hold, then
 	 * deleted by their ctid (a TID scan: a join on the key made the planner
-	 * hash the whole table for every batch).  The result is one row with the
-	 * number deleted, the number locked and the key to resume after, or no
-	 * row when nothing was left.
+	 * hash the whole table for every batch).  A full batch that spans
+	 * several rooms leaves its last room for the next batch, so that a room
+	 * is pruned by one batch (one event per room and batch) unless it alone
+	 * has more stale presences than a batch.  The result is one row: the
+	 * number deleted, the number locked and the key to resume after; no row
+	 * when nothing was left.
 	 */
-	{STMT_PRUNE_BATCH,
+	[STMT_PRUNE_BATCH] = {
 		"WITH victims AS MATERIALIZED ("
 		"  SELECT ctid AS tid, room, channel FROM presence.presences"
 		"  WHERE ROW(room, channel) OPERATOR(pg_catalog.>) ROW($1, $2)"
 		"  AND last_seen" LT "$3"
 		"  ORDER BY room, channel LIMIT $4"
 		"  FOR UPDATE SKIP LOCKED),"
+		" edge AS MATERIALIZED ("
+		"  SELECT pg_catalog.count(*)::pg_catalog.int4 AS n,"
+		"  pg_catalog.min(room) AS first_room, pg_catalog.max(room) AS last_room"
+		"  FROM victims),"
+		" split AS MATERIALIZED ("
+		"  SELECT n" EQ "$4 AND first_room OPERATOR(pg_catalog.<>) last_room AS trim,"
+		"  last_room FROM edge),"
 		" gone AS ("
 		"  DELETE FROM presence.presences"
-		"  WHERE ctid" EQ "ANY (ARRAY(SELECT tid FROM victims))"
+		"  WHERE ctid" EQ "ANY (ARRAY("
+		"    SELECT v.tid FROM victims v, split s"
+		"    WHERE NOT s.trim OR v.room" LT "s.last_room))"
 		"  AND last_seen" LT "$3"
 		"  RETURNING 1)"
-		" SELECT (SELECT pg_catalog.count(*) FROM gone),"
-		" (SELECT pg_catalog.count(*) FROM victims)::pg_catalog.int4,"
-		" v.room, v.channel"
-		" FROM victims v ORDER BY v.room DESC, v.channel DESC LIMIT 1",
-	4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID}},
+		" SELECT (SELECT pg_catalog.count(*) FROM gone)::pg_catalog.int4, e.n,"
+		" CASE WHEN s.trim THEN s.last_room ELSE l.room END,"
+		" CASE WHEN s.trim THEN '' ELSE l.channel END"
+		" FROM edge e, split s, LATERAL (SELECT room, channel FROM victims"
+		"   ORDER BY room DESC, channel DESC LIMIT 1) l",
+		4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID}
+	},
 
 	/*
 	 * prune_rooms(): lock rooms that look empty (as of this statement),
 	 * skipping those an add() holds; then delete those still empty as of a
 	 * new snapshot.
 	 */
-	{STMT_PRUNE_ROOMS_LOCK,
+	[STMT_PRUNE_ROOMS_LOCK] = {
 		"SELECT r.name FROM presence.rooms r"
 		" WHERE r.name OPERATOR(pg_catalog.>) $1"
 		" AND NOT EXISTS (SELECT 1 FROM presence.presences p"
 		"                 WHERE p.room" EQ "r.name)"
 		" ORDER BY r.name LIMIT $2"
 		" FOR UPDATE OF r SKIP LOCKED",
-	2, {TEXTOID, INT4OID}},
-	{STMT_PRUNE_ROOMS_DELETE,
+		2, {TEXTOID, INT4OID}
+	},
+	[STMT_PRUNE_ROOMS_DELETE] = {
 		"DELETE FROM presence.rooms r"
 		" WHERE r.name" EQ "ANY ($1)"
 		" AND NOT EXISTS (SELECT 1 FROM presence.presences p"
 		"                 WHERE p.room" EQ "r.name)",
-	1, {TEXTARRAYOID}},
+		1, {TEXTARRAYOID}
+	},
+
+	/* prune_job(): one batch each, through the SECURITY DEFINER steps. */
+	[STMT_PRUNE_JOB_BATCH] = {
+		"SELECT deleted, locked, next_room, next_channel"
+		" FROM presence.prune_batch($1, $2, $3)",
+		3, {TIMESTAMPTZOID, TEXTOID, TEXTOID}
+	},
+	[STMT_PRUNE_JOB_ROOMS_BATCH] = {
+		"SELECT deleted, locked, next_name FROM presence.prune_rooms_batch($1)",
+		1, {TEXTOID}
+	},
 
 	/* pg_cron: prepared only after cron.c checked that pg_cron is here. */
-	{STMT_CRON_SCHEDULE,
-		"SELECT cron.schedule('presence-prune', $1,"
-		" 'SELECT presence.prune(); SELECT presence.prune_rooms()')",
-	1, {TEXTOID}},
-	{STMT_CRON_UNSCHEDULE,
+	[STMT_CRON_SCHEDULE] = {
+		"SELECT cron.schedule('presence-prune', $1, 'CALL presence.prune_job()')",
+		1, {TEXTOID}
+	},
+	[STMT_CRON_UNSCHEDULE] = {
 		"SELECT cron.unschedule(jobid) FROM cron.job"
 		" WHERE jobname" EQ "'presence-prune'",
-	0, {InvalidOid}},
+		0, {InvalidOid}
+	},
+
+	/* rotate_event_key() */
+	[STMT_ROTATE_KEY] = {
+		"INSERT INTO presence.event_key (key) VALUES ($1)"
+		" ON CONFLICT (singleton) DO UPDATE"
+		" SET key = EXCLUDED.key, rotated_at = " NOW,
+		1, {BYTEAOID}
+	},
 };
+
+StaticAssertDecl(lengthof(stmt_defs) == STMT_COUNT,
+				 "every PresenceStmt needs its entry in stmt_defs");
 
 /* Kept plans, one per statement, prepared on first use. */
 static SPIPlanPtr plans[STMT_COUNT];
@@ -185,7 +251,8 @@ PresencePlan(PresenceStmt stmt)
 	{
 		SPIPlanPtr	plan;
 
-		Assert(def->stmt == stmt);
+		if (def->sql == NULL)
+			elog(ERROR, "presence: statement %d has no SQL", (int) stmt);
 		plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
 		if (plan == NULL)
 			elog(ERROR, "presence: SPI_prepare failed for \"%s\": %s",
@@ -217,4 +284,21 @@ PresenceExec(PresenceStmt stmt, Datum *values, const char *nulls,
 		elog(ERROR, "presence: \"%s\" failed: %s",
 			 stmt_defs[stmt].sql, SPI_result_code_string(rc));
 	return (int) SPI_processed;
+}
+
+/*
+ * PresenceOpenCursor opens a cursor for stmt (a query) inside an SPI
+ * connection the caller opened; the caller fetches and closes it.
+ */
+Portal
+PresenceOpenCursor(PresenceStmt stmt, Datum *values, const char *nulls,
+				   bool read_only)
+{
+	OverrideSearchPath pinned = {NIL, true, false, 0};
+	Portal		portal;
+
+	PushOverrideSearchPath(&pinned);
+	portal = SPI_cursor_open(NULL, PresencePlan(stmt), values, nulls, read_only);
+	PopOverrideSearchPath();
+	return portal;
 }

@@ -3,15 +3,20 @@
  * presence.h
  *		Declarations shared by the files of the presence extension.
  *
- * presence.c      module magic, settings (GUCs)
- * validate.c      argument checks: the one place bad input is rejected
- * plans.c         every SQL statement the extension runs, prepared once
- * membership.c    add, remove, leave_all, touch, update
- * readers.c       members, users, anonymous_count, rooms_of, stats
- * events.c        triggers that NOTIFY every change of presences
- * lookup.c        direct index scans on the hot paths (touch, events)
- * prune.c         prune, prune_rooms
- * cron.c          schedule_prune, unschedule_prune (pg_cron)
+ * presence.c        module magic, settings (GUCs)
+ * validate.c        argument checks: the one place bad input is rejected
+ * schema.c          the table and index definitions the C code relies on
+ * plans.c           every SQL statement the extension runs, prepared once
+ * membership.c      add, remove, leave_all, touch, update
+ * readers.c         members, users, anonymous_count, rooms_of, stats
+ * lookup.c          direct index scans on the hot paths (touch, events)
+ * user_locks.c      the (room, user) locks that make user_joined/user_left exact
+ * events.c          the triggers that announce every change of presences
+ * event_pending.c   the changes a statement made, per room, until sent
+ * event_payload.c   the JSON payload of an event
+ * event_sign.c      the event key and the payload signature
+ * prune.c           prune, prune_rooms, prune_job
+ * cron.c            schedule_prune, unschedule_prune (pg_cron)
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +27,8 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 /* Longest room, channel or user_id, in characters (DESIGN.md section 3). */
@@ -32,14 +39,40 @@ extern int	presence_max_age_s;
 extern int	presence_touch_interval_ms;
 extern bool presence_notify;
 extern char *presence_notify_channel;
+extern int	presence_max_meta_size;
+extern char *presence_origin;
+extern bool presence_sign_events;
+extern bool presence_event_meta;
+
+extern int	PresenceTouchIntervalMs(void);
 
 /* validate.c */
 extern text *PresenceArgName(FunctionCallInfo fcinfo, int argno,
 							 const char *argname);
 extern text *PresenceArgUserId(FunctionCallInfo fcinfo, int argno,
 							   const char *argname);
+extern Jsonb *PresenceArgMeta(FunctionCallInfo fcinfo, int argno);
 
-/* plans.c: statements, in the order of the table in plans.c. */
+/* schema.c: what the C code relies on about the extension's relations. */
+typedef struct PresenceSchemaInfo
+{
+	bool		valid;
+	Oid			presences;
+	Oid			rooms;
+	Oid			event_key;
+	Oid			channel_idx;	/* presences (channel, room) */
+	Oid			room_user_idx;	/* presences (room, user_id) */
+	AttrNumber	room_att;
+	AttrNumber	channel_att;
+	AttrNumber	user_id_att;
+	AttrNumber	meta_att;
+	AttrNumber	last_seen_att;
+	AttrNumber	key_att;		/* event_key.key */
+} PresenceSchemaInfo;
+
+extern PresenceSchemaInfo *PresenceSchema(void);
+
+/* plans.c: statements, each with its SQL in the table of plans.c. */
 typedef enum PresenceStmt
 {
 	STMT_ROOM_LOCK,
@@ -58,28 +91,45 @@ typedef enum PresenceStmt
 	STMT_ANONYMOUS_COUNT,
 	STMT_ROOMS_OF,
 	STMT_STATS,
-	STMT_ALL_PRESENCES,
+	STMT_TRUNCATE_SCAN,
 	STMT_PRUNE_BATCH,
 	STMT_PRUNE_ROOMS_LOCK,
 	STMT_PRUNE_ROOMS_DELETE,
+	STMT_PRUNE_JOB_BATCH,
+	STMT_PRUNE_JOB_ROOMS_BATCH,
 	STMT_CRON_SCHEDULE,
 	STMT_CRON_UNSCHEDULE,
+	STMT_ROTATE_KEY,
 	STMT_COUNT					/* number of statements, not a statement */
 } PresenceStmt;
 
 extern int	PresenceExec(PresenceStmt stmt, Datum *values, const char *nulls,
 						 bool read_only, long limit);
+extern Portal PresenceOpenCursor(PresenceStmt stmt, Datum *values,
+								 const char *nulls, bool read_only);
 
 /* lookup.c */
-extern void PresenceTouchRead(text *channel, TimestampTz cutoff,
-							  int *count, int *stale);
+typedef struct PresenceMembership
+{
+	char	   *room;
+	char	   *user_id;		/* NULL: anonymous */
+} PresenceMembership;
+
+extern int	PresenceTouchRead(text *channel, TimestampTz cutoff, int *stale);
+extern int	PresenceChannelCount(text *channel);
+extern List *PresenceChannelMemberships(text *channel);
+extern bool PresenceOwner(text *room, text *channel, char **user_id);
 extern bool PresenceUserElsewhere(const char *room, const char *user_id,
 								  const char *channel);
 
-/* events.c */
-extern void PresenceEventsSend(bool force);
+/* user_locks.c */
+extern bool PresenceUserLock(const char *room, const char *user_id, bool wait);
+
+/* event_pending.c: deferral of events across prune()'s batches. */
 extern void PresenceEventsDefer(void);
 extern void PresenceEventsResume(void);
-extern void PresenceEventsSendIfLarge(void);
+
+/* events.c */
+extern void PresenceEventsSend(bool force);
 
 #endif							/* PRESENCE_H */

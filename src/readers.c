@@ -21,19 +21,24 @@ ReturnRows(FunctionCallInfo fcinfo, PresenceStmt stmt, text *arg, bits32 flags)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[1] = {PointerGetDatum(arg)};
+	int			natts;
+	Datum	   *row;
+	bool	   *isnull;
 	int			n;
 
+	(void) PresenceSchema();
 	InitMaterializedSRF(fcinfo, flags);
+	natts = rsinfo->setDesc->natts;
+	row = palloc(natts * sizeof(Datum));
+	isnull = palloc(natts * sizeof(bool));
 
 	SPI_connect();
 	n = PresenceExec(stmt, values, NULL, true, 0);
+	if (SPI_tuptable != NULL && SPI_tuptable->tupdesc->natts != natts)
+		elog(ERROR, "presence: a reader returns %d columns, its statement %d",
+			 natts, SPI_tuptable->tupdesc->natts);
 	for (int i = 0; i < n; i++)
 	{
-		int			natts = rsinfo->setDesc->natts;
-		Datum		row[5];
-		bool		isnull[5];
-
-		Assert(natts <= 5 && natts == SPI_tuptable->tupdesc->natts);
 		for (int a = 0; a < natts; a++)
 			row[a] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 								   a + 1, &isnull[a]);
@@ -101,6 +106,7 @@ presence_anonymous_count(PG_FUNCTION_ARGS)
 	int64		count;
 
 	values[0] = PointerGetDatum(PresenceArgName(fcinfo, 0, "room"));
+	(void) PresenceSchema();
 
 	SPI_connect();
 	PresenceExec(STMT_ANONYMOUS_COUNT, values, NULL, true, 0);

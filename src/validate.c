@@ -76,3 +76,30 @@ PresenceArgUserId(FunctionCallInfo fcinfo, int argno, const char *argname)
 	CheckLength(value, argname);
 	return value;
 }
+
+/*
+ * PresenceArgMeta returns a meta argument (NULL for SQL NULL), refusing one
+ * larger than presence.max_meta_size with 54000: meta is per-connection
+ * state (status, device, typing), and a caller must not be able to make the
+ * server store and copy megabytes per presence.
+ */
+Jsonb *
+PresenceArgMeta(FunctionCallInfo fcinfo, int argno)
+{
+	Jsonb	   *meta;
+	Size		size;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+
+	meta = PG_GETARG_JSONB_P(argno);
+	size = VARSIZE(meta);
+	if (size > (Size) presence_max_meta_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("meta is too large"),
+				 errdetail("The meta takes %zu bytes as jsonb; presence.max_meta_size is %d bytes.",
+						   size, presence_max_meta_size),
+				 errhint("Keep large state elsewhere and put a reference to it in meta.")));
+	return meta;
+}

@@ -68,7 +68,9 @@ presence_mktemp() {
 }
 
 # presence_start_cluster DIR PORT [DBNAME] [LISTEN] initdbs DIR/data, starts
-# it with test/presence.conf (cron.database_name = DBNAME) on the unix socket
+# it with test/presence.conf and the files named in PRESENCE_EXTRA_CONF (a
+# space-separated list, e.g. test/worker.conf for worker mode), with
+# cron.database_name = DBNAME, on the unix socket
 # dir DIR/sock and on LISTEN (default 127.0.0.1; '' for socket only), creates
 # DBNAME and exports PGHOST PGPORT PGUSER PGDATABASE. DIR comes from
 # presence_mktemp; postgres never reads the repo (it may not be allowed to).
@@ -84,6 +86,10 @@ presence_start_cluster() {
     {
         printf '\n# From test/presence.conf:\n'
         cat "$PRESENCE_REPO/test/presence.conf"
+        for f in ${PRESENCE_EXTRA_CONF:-}; do
+            printf '\n# From %s:\n' "$f"
+            cat "$PRESENCE_REPO/$f"
+        done
         printf '\n# Throwaway cluster settings (test/lib.sh):\n'
         printf "cron.database_name = '%s'\n" "$db"
         printf "listen_addresses = '%s'\nport = %s\n" "$listen" "$port"

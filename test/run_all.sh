@@ -46,18 +46,44 @@ suite() {
     presence_log "$1: $result in $((SECONDS - start))s"
 }
 
-# installcheck OTHER runs `make installcheck` in the copy as postgres with the
-# OTHER suite switched off (so one failing suite does not skip the next), and
-# prints the regression.diffs on failure (the isolation suite's is in output_iso).
+# installcheck OTHER [VAR=VALUE...] runs `make installcheck` in the copy as
+# postgres with the OTHER suite switched off (so one failing suite does not
+# skip the next), and prints the regression.diffs on failure (the isolation
+# suite's is in output_iso).
 installcheck() {
     local f
     (cd "$tmp/src" && rm -f regression.diffs output_iso/regression.diffs &&
-        presence_run_as_pg make -s installcheck "$1=" "PG_CONFIG=$PRESENCE_PGBIN/pg_config") &&
+        presence_run_as_pg make -s installcheck "$1=" "${@:2}" "PG_CONFIG=$PRESENCE_PGBIN/pg_config") &&
         return 0
     for f in "$tmp/src/regression.diffs" "$tmp/src/output_iso/regression.diffs"; do
         if [ -s "$f" ]; then printf '\n----- %s -----\n' "${f#"$tmp/src/"}"; cat "$f"; fi
     done
     return 1
+}
+
+# isolation_worker runs the isolation suite in worker mode (presence
+# preloaded).  Events then come from the worker's process, which
+# isolationtester names "PID <n>" instead of the session that made the
+# change; everything else must match the expected output exactly.
+isolation_worker() {
+    local spec name rc=0
+    (cd "$tmp/src" && rm -rf results &&
+        presence_run_as_pg make -s installcheck REGRESS= PRESENCE_WORKER=1 \
+            "PG_CONFIG=$PRESENCE_PGBIN/pg_config" >/dev/null 2>&1) || true
+    for spec in "$tmp/src"/test/specs/*.spec; do
+        name=$(basename "$spec" .spec)
+        if [ ! -f "$tmp/src/results/$name.out" ]; then
+            echo "no result for $name (see $tmp/src/results)"; rc=1; continue
+        fi
+        diff -u <(normalize_sender <"$tmp/src/expected/$name.out") \
+            <(normalize_sender <"$tmp/src/results/$name.out") || rc=1
+    done
+    return "$rc"
+}
+
+# normalize_sender replaces who sent a notification by "(sender)".
+normalize_sender() {
+    sed -E '/^[A-Za-z0-9_]+: NOTIFY "/ s/ from (PID [0-9]+|[A-Za-z0-9_]+)$/ from (sender)/'
 }
 
 step "dependencies" presence_ensure_deps
@@ -75,6 +101,13 @@ if compgen -G "$PRESENCE_REPO/test/sql/*.sql" >/dev/null; then
 fi
 if compgen -G "$PRESENCE_REPO/test/specs/*.spec" >/dev/null; then
     suite "isolation tests (test/specs)" installcheck REGRESS
+fi
+# The same suites in worker mode (presence in shared_preload_libraries).
+if compgen -G "$PRESENCE_REPO/test/sql/*.sql" >/dev/null; then
+    suite "regression tests, worker mode" installcheck ISOLATION PRESENCE_WORKER=1
+fi
+if compgen -G "$PRESENCE_REPO/test/specs/*.spec" >/dev/null; then
+    suite "isolation tests, worker mode" isolation_worker
 fi
 
 # Integration tests share one cluster; each gets a fresh database of its own

@@ -25,7 +25,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${PRESENCE_PGBIN:-/usr/lib/postgresql/15/bin}
 PORT=${PRESENCE_VALGRIND_PORT:-54349}
 EXITCODE=${PRESENCE_VALGRIND_EXITCODE:-128}
 DB=presence_test

@@ -3,8 +3,13 @@
 # operation it stands on, measured in the same run on the same throwaway
 # cluster, reported as ratios.  Not a test: it asserts nothing about time.
 #
-#   ./test/bench/bench.sh            the full run (about 15 minutes)
+#   ./test/bench/bench.sh            the full run (about 40 minutes)
 #   ./test/bench/bench.sh --smoke    tiny sizes, one second per point (CI)
+#
+# The events are measured in both transports: direct NOTIFY (the cluster as
+# installed), and worker mode (the same cluster restarted with presence in
+# shared_preload_libraries), next to presence.notify = off, the ceiling
+# that the worker mode is measured against.
 #
 # PRESENCE_BENCH_PORT (default 54349) picks the port.  Writes the table to
 # stdout and keeps the raw pgbench figures in $PRESENCE_BENCH_OUT (default: a
@@ -23,10 +28,10 @@ esac
 
 if $smoke; then
     secs=1 reps=1 clients="1 4" presences=1000 storm=100 touches=20000
-    prune_rows=20000 prune_rooms=200 latency_n=200
+    prune_rows=20000 prune_rooms=200 latency_n=200 worker_storm=160
 else
-    secs=10 reps=3 clients="1 2 4 8" presences=10000 storm=1000 touches=1000000
-    prune_rows=1000000 prune_rooms=10000 latency_n=2000
+    secs=10 reps=3 clients="1 4 8 16" presences=10000 storm=1000 touches=1000000
+    prune_rows=1000000 prune_rooms=10000 latency_n=2000 worker_storm=10000
 fi
 
 presence_ensure_deps
@@ -63,6 +68,7 @@ drained() {
 # tps SCRIPT CLIENTS [PGOPTIONS]: pgbench throughput of SCRIPT, -M prepared.
 tps() {
     drained
+    q -c "SELECT presence.flush_events('60 seconds')" >/dev/null
     PGOPTIONS="${3-}" pgbench -n -M prepared -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$secs" \
         -D presences="$presences" -f "$bench_dir/$1" 2>&1 | tee -a "$out/pgbench.log" |
         sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
@@ -101,13 +107,19 @@ pair "touch that writes vs bare UPDATE by key" \
 # queues them), then with a listener consuming them as an app server would:
 # on this 2-core machine the listener process competes for the same cores,
 # and each commit signals it.
-pair "add + remove (events on, no listener) vs bare INSERT + DELETE" \
-    add_remove.sql "" bare_insert_delete.sql ""
-"$listen_tool" listen presence 3600 >/dev/null 2>&1 &
-listener=$!
-pair "add + remove (events on, 1 listener) vs bare INSERT + DELETE" \
-    add_remove.sql "" bare_insert_delete.sql ""
-kill "$listener" 2>/dev/null || true; wait "$listener" 2>/dev/null || true
+# add_remove_pairs MODE: the add + remove pairs with no listener and with one.
+add_remove_pairs() {
+    pair "add + remove ($1, no listener) vs bare INSERT + DELETE" \
+        add_remove.sql "" bare_insert_delete.sql ""
+    "$listen_tool" listen presence 3600 >/dev/null 2>&1 &
+    listener=$!
+    pair "add + remove ($1, 1 listener) vs bare INSERT + DELETE" \
+        add_remove.sql "" bare_insert_delete.sql ""
+    kill "$listener" 2>/dev/null || true; wait "$listener" 2>/dev/null || true
+}
+add_remove_pairs "direct NOTIFY"
+pair "add + remove (presence.notify = off: the ceiling) vs bare INSERT + DELETE" \
+    add_remove.sql "-c presence.notify=off" bare_insert_delete.sql ""
 
 # storm SCRIPT LABEL: $storm joins by 8 clients at once, with a listener
 # counting the events.
@@ -178,3 +190,39 @@ awk -v d="$deleted" -v r="$prune_rooms" -v ms="$ms" -v n="$(wc -l <"$out/prune_e
 
 echo
 "$listen_tool" latency "$latency_n"
+
+# --- Worker mode: the same cluster, restarted with presence preloaded -------
+echo
+echo "worker mode (shared_preload_libraries = 'pg_cron,presence'):"
+echo "shared_preload_libraries = 'pg_cron,presence'" >>"$dir/data/postgresql.conf"
+(cd "$dir" && presence_run_as_pg pg_ctl -D data -l log -w restart >/dev/null)
+[ "$(q -c 'SHOW shared_preload_libraries')" = pg_cron,presence ] || presence_die "presence is not preloaded"
+echo
+echo "| operation | clients | presence ops/s | bare ops/s | ratio |"
+echo "|---|---|---|---|---|"
+add_remove_pairs "worker mode"
+
+echo
+"$listen_tool" latency "$latency_n" | sed 's/^summary:/summary (worker mode):/'
+
+# A join storm by 16 connections: how far behind the worker gets (the most
+# bytes of events not yet sent, sampled every 20 ms) and how long after the
+# last join commits it has sent everything.
+q -c "SELECT presence.flush_events('60 seconds')" >/dev/null
+"$listen_tool" listen presence 300 $((worker_storm / 16 * 16)) >"$out/worker_storm_events" 2>/dev/null &
+listener=$!
+sleep 0.5
+(while :; do q -c "SELECT coalesce(max(unsent_bytes), 0) FROM presence.queue_status()"; sleep 0.02; done) \
+    >"$out/worker_backlog" 2>/dev/null &
+sampler=$!
+start=$(date +%s.%N)
+pgbench -n -M prepared -c 16 -j 2 -t $((worker_storm / 16)) -f "$bench_dir/storm_rooms.sql" >>"$out/pgbench.log" 2>&1
+end=$(date +%s.%N)
+q -c "SELECT presence.flush_events('120 seconds')" >/dev/null
+caught=$(date +%s.%N)
+kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+wait "$listener" 2>/dev/null || true
+awk -v n=$((worker_storm / 16 * 16)) -v s="$start" -v e="$end" -v c="$caught" \
+    -v ev="$(wc -l <"$out/worker_storm_events")" -v max="$(sort -n "$out/worker_backlog" | tail -n 1)" 'BEGIN {
+    printf "worker join storm: %d joins by 16 connections in %.2f s, %d events received; worker at most %.1f kB behind, all sent %.0f ms after the last commit\n",
+        n, e - s, ev, max / 1024, (c - e) * 1000 }'

@@ -2,14 +2,16 @@
 # Change events as a real LISTENer sees them (DESIGN.md section 6): a second
 # connection (test/tools/presence_listen) listens on channel presence while
 # psql joins, leaves, updates, deletes as an admin, rolls back, switches
-# events off, uses awkward names and a large meta. The payloads received must
-# equal, line by line, the list at the bottom of this file, and each must be
-# valid JSON. Steps that must send no event are in that list by their absence:
+# events off, uses awkward names and a large meta. Every event must carry a
+# valid signature (test/tools/verify_events.py checks it against
+# presence.event_key()); without their "ts" and "sig", the payloads received
+# must equal, line by line, the list below, and each must be valid JSON. Steps that must send no event are in that list by their absence:
 # an extra event shifts every line after it.
 set -euo pipefail
 # shellcheck source=test/integration/helpers.bash
 . "$(dirname "$0")/helpers.bash"
 
+it_ensure_psycopg2
 it_psql -c 'CREATE EXTENSION presence'
 
 # The expected payloads, in commit order. The last line is not an event but
@@ -98,7 +100,9 @@ SELECT presence.add(E'ro"om\\ \u00e9\x01', E'ch\nan\tnel"\\',
 -- 8000-byte limit, so meta is left out ("meta":null,"meta_omitted":true).
 SELECT presence.add('big', 'm1', '5', jsonb_build_object('blob', repeat('x', 10000)));
 
--- The end marker (not a presence event).
+-- The end marker (not a presence event), once every event before it has
+-- been sent (in worker mode the worker sends them after commit).
+SELECT presence.flush_events();
 SELECT pg_notify('presence', '{"test":"end"}');
 SQL
 
@@ -107,12 +111,14 @@ listener_ok=true
 it_wait_listener "$IT_TMP/received" || listener_ok=false
 it_log "listener received $(wc -l <"$IT_TMP/received") payloads"
 
-if ! diff -u "$IT_TMP/expected" "$IT_TMP/received"; then
+/usr/bin/python3 "$PRESENCE_REPO/test/tools/verify_events.py" "$IT_TMP/received" >"$IT_TMP/verified" ||
+    it_fail "an event's signature does not verify (above)"
+if ! diff -u "$IT_TMP/expected" "$IT_TMP/verified"; then
     it_fail "the payloads received differ from the expected ones (diff above: - expected, + received)"
 fi
 "$listener_ok" || it_fail "the listener did not finish cleanly"
 it_check_json "$IT_TMP/received"
 
-it_log "ok: $count payloads as expected, in order, each valid JSON (joins, second tab, anonymous," \
+it_log "ok: $count payloads as expected, in order, each signed and valid JSON (joins, second tab, anonymous," \
     "update, leaves with user_left, bulk DELETE, cascade, escaping, meta_omitted);" \
     "rejoin, touch, unchanged meta, rollback and presence.notify = off sent nothing"

@@ -15,6 +15,7 @@ set -euo pipefail
 export PGDATABASE=presence_cron
 started=$SECONDS
 scheduled=false
+it_ensure_psycopg2
 
 # it_on_exit (called by the EXIT trap) never leaves the job behind.
 it_on_exit() {
@@ -114,18 +115,21 @@ it_log "the fresh presence and its room survived; cronit_gone and cronit_one wer
 # for the rooms that lost several presences, a removed event for the room
 # that lost one (user_left: dan had no other connection there). The marker
 # tells when the listener has read everything sent before it.
+it_value "SELECT presence.flush_events()" >/dev/null
 it_value "SELECT pg_notify('presence', '{\"test\":\"end\"}')" >/dev/null
 for ((i = 0; i < 100; i++)); do
     grep -qx '{"test":"end"}' "$IT_TMP/received" && break
     sleep 0.1
 done
 cat >"$IT_TMP/expected" <<'EOF'
-{"room":"cronit_gone","added":null,"removed":null,"updated":null,"bulk_change":true,"added_count":0,"removed_count":3}
-{"room":"cronit_mixed","added":null,"removed":null,"updated":null,"bulk_change":true,"added_count":0,"removed_count":2}
-{"room":"cronit_one","added":null,"removed":{"channel":"o1","user_id":"dan","meta":null,"user_left":true},"updated":null,"bulk_change":false}
+{"room":"cronit_gone","added":null,"removed":null,"updated":null,"bulk_change":true,"added_count":0,"removed_count":3,"pruned":true}
+{"room":"cronit_mixed","added":null,"removed":null,"updated":null,"bulk_change":true,"added_count":0,"removed_count":2,"pruned":true}
+{"room":"cronit_one","added":null,"removed":{"channel":"o1","user_id":"dan","meta":null,"user_left":true},"updated":null,"bulk_change":false,"pruned":true}
 {"test":"end"}
 EOF
-grep -E '^\{"room":"cronit_|^\{"test":"end"\}$' "$IT_TMP/received" >"$IT_TMP/ours" || true
+/usr/bin/python3 "$PRESENCE_REPO/test/tools/verify_events.py" "$IT_TMP/received" >"$IT_TMP/verified" ||
+    it_fail "an event's signature does not verify (above)"
+grep -E '^\{"room":"cronit_|^\{"test":"end"\}$' "$IT_TMP/verified" >"$IT_TMP/ours" || true
 it_check_json "$IT_TMP/received"
 diff -u "$IT_TMP/expected" "$IT_TMP/ours" ||
     it_fail "the events for the pruned rooms differ (diff above: - expected, + received)"

@@ -20,7 +20,8 @@ set -euo pipefail
 . "$(dirname "$0")/helpers.bash"
 
 PY=/usr/bin/python3
-PGBIN=/usr/lib/postgresql/15/bin
+# The binaries of the running cluster (test/lib.sh: PRESENCE_PGBIN).
+PGBIN=${PRESENCE_PGBIN:-/usr/lib/postgresql/15/bin}
 crashed=false
 datadir="" owner="" logfile=""
 

@@ -15,10 +15,15 @@ grep -v '^==>' "$out"
 check() { grep -Eq "$1" "$out" || { echo "FAIL: no line matching: $1" >&2; exit 1; }; }
 check '^\| touch inside touch_interval vs SELECT 1 \| 4 \| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$'
 check '^\| touch that writes vs bare UPDATE by key \| 4 \| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$'
-check '^\| add \+ remove \(events on, 1 listener\) vs bare INSERT \+ DELETE \| 4 \| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$'
+for mode in "direct NOTIFY" "worker mode"; do
+    check "^\\| add \\+ remove \\($mode, 1 listener\\) vs bare INSERT \\+ DELETE \\| 4 \\| [0-9]+ \\| [0-9]+ \\| [0-9.]+ \\|\$"
+done
+check '^\| add \+ remove \(presence.notify = off: the ceiling\) vs bare INSERT \+ DELETE \| 4 \| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$'
 check '^join storm, one room: 96 joins by 8 connections in [0-9.]+ s, 96 events received$'
 check '^join storm, 1000 rooms: 96 joins by 8 connections in [0-9.]+ s, 96 events received$'
 check '^20000 touches that write on 1000 presences: .* 20000 updates, [0-9.]+% HOT'
 check '^prune of 20000 stale presences in 200 rooms: [0-9.]+ s, 200 notifications,'
 check '^summary: events received 200/200;'
+check '^summary \(worker mode\): events received 200/200;'
+check '^worker join storm: 160 joins by 16 connections in [0-9.]+ s, 160 events received; worker at most [0-9.]+ kB behind, all sent [0-9]+ ms after'
 echo "ok: the benchmark's smoke run printed every figure"

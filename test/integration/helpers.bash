@@ -18,15 +18,20 @@ export PGCLIENTENCODING=UTF8
 
 IT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/presence-it.XXXXXX")
 IT_PIDS=()
+IT_CLUSTERS=()
 IT_LISTENER_PID=""
 
 # it_cleanup stops our background processes and removes the temp dir.
 it_cleanup() {
-    local pid
+    local pid dir
     if declare -F it_on_exit >/dev/null; then it_on_exit || true; fi
     for pid in "${IT_PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
+    done
+    for dir in "${IT_CLUSTERS[@]}"; do
+        presence_stop_cluster "$dir"
+        rm -rf "$dir"
     done
     rm -rf "$IT_TMP"
 }
@@ -105,7 +110,7 @@ it_start_listener() {
     IT_LISTENER_PID=$!
     IT_PIDS+=("$IT_LISTENER_PID")
     for ((i = 0; i < 100; i++)); do
-        grep -q 'listening on' "$out.err" && return 0
+        grep -qs 'listening on' "$out.err" && return 0
         kill -0 "$IT_LISTENER_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -152,4 +157,40 @@ it_free_port() {
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
+}
+
+# it_worker_cluster starts a throwaway cluster in worker mode (presence in
+# shared_preload_libraries: test/worker.conf, plus the settings given as
+# arguments, e.g. "presence.queue_size = '64kB'"), with pg_cron in database
+# presence_cron, on a free port, and points PGHOST, PGPORT and PGDATABASE
+# at it (database presence_worker_it).  It is stopped when the test exits.
+it_worker_cluster() {
+    local dir port line
+    # shellcheck source=test/lib.sh
+    . "$PRESENCE_REPO/test/lib.sh"
+    dir=$(presence_mktemp)
+    IT_CLUSTERS+=("$dir")
+    port=$(it_free_port)
+    printf '%s\n' "$@" >"$dir/extra.conf"
+    PRESENCE_EXTRA_CONF="test/worker.conf" presence_start_cluster "$dir" "$port" presence_cron '' >/dev/null ||
+        it_fail "the worker-mode cluster did not start"
+    if [ "$#" -gt 0 ]; then
+        cat "$dir/extra.conf" >>"$dir/data/postgresql.conf"
+        (cd "$dir" && presence_run_as_pg pg_ctl -D data -l log -w restart >/dev/null) ||
+            it_fail "the worker-mode cluster did not restart with: $*"
+    fi
+    createdb presence_worker_it
+    export PGDATABASE=presence_worker_it
+    IT_WORKER_LOG=$dir/log
+    [ "$(it_value "SHOW shared_preload_libraries")" = "pg_cron,presence" ] ||
+        it_fail "presence is not preloaded in the worker-mode cluster"
+}
+
+# it_rerun_in_worker_mode runs the integration test SCRIPT (a path relative
+# to the repository) again on a worker-mode cluster of its own, so that it
+# proves the same behaviour in both modes.
+it_rerun_in_worker_mode() {
+    it_worker_cluster
+    it_log "running $1 in worker mode (presence preloaded)"
+    "$PRESENCE_REPO/$1" || it_fail "$1 failed in worker mode"
 }

@@ -59,6 +59,12 @@ UPDATE presence.presences SET last_seen = now() - interval '1 hour';
 SELECT presence.prune('-1 second');
 SELECT presence.prune('1 day -25 hours');
 SELECT presence.prune('-1 mon');
+-- Mixed signs: compared as a normalized interval (1 year = 360 days) this
+-- is one second, but as calendar arithmetic (what the cutoff uses) it puts
+-- the cutoff 5 or 6 days in the future, which would delete every presence.
+-- The cutoff itself is checked.
+SELECT presence.prune('-1 year 360 days 1 second');
+SELECT presence.prune('1 second -1 year 360 days');
 \set VERBOSITY sqlstate
 SELECT presence.prune('-1 second');
 \set VERBOSITY default

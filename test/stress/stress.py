@@ -45,6 +45,8 @@ Prints a summary (ops per kind, events, duration); exits 1 on any mismatch.
 """
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -64,6 +66,30 @@ USERS = ["u1", "u2", "u3", None, "u4", "u1", None, "u2"]
 NOTIFY_CHANNEL = "presence"
 SINGLE_KEYS = ["room", "added", "removed", "updated", "bulk_change"]
 BULK_KEYS = SINGLE_KEYS + ["added_count", "removed_count"]
+# Keys that may follow, in this order, each only when it applies.
+TRAILER_KEYS = ["pruned", "origin", "seq", "ts", "sig"]
+
+
+def split_trailer(ev):
+    """The event's keys before its trailer, or None if the trailer's keys
+    are out of order or followed by others."""
+    keys = list(ev)
+    i = len(keys)
+    while i > 0 and keys[i - 1] in TRAILER_KEYS:
+        i -= 1
+    trailer = keys[i:]
+    if trailer != [k for k in TRAILER_KEYS if k in trailer]:
+        return None
+    return keys[:i]
+
+
+def signature_ok(payload, key):
+    """Whether payload ends with a valid "ts" and "sig" under key."""
+    at = payload.rfind(',"sig":"')
+    if at < 0 or key is None:
+        return False
+    want = hmac.new(key, payload[:at].encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(payload[at + 8:-2], want)
 
 
 def connection_lost(conn, e):
@@ -71,8 +97,10 @@ def connection_lost(conn, e):
     which psycopg2 also raises as an OperationalError)."""
     if isinstance(e, psycopg2.InterfaceError) or conn is None or conn.closed:
         return True
-    # admin_shutdown, crash_shutdown, cannot_connect_now, or no SQLSTATE at all
-    return isinstance(e, psycopg2.OperationalError) and \
+    # admin_shutdown, crash_shutdown, cannot_connect_now, or no SQLSTATE at
+    # all (psycopg2 reports "server closed the connection unexpectedly" as an
+    # OperationalError or, while reading a result, a plain DatabaseError)
+    return isinstance(e, psycopg2.DatabaseError) and \
         (e.pgcode is None or e.pgcode in ("57P01", "57P02", "57P03"))
 
 psycopg2.extensions.register_type(psycopg2.extensions.UNICODE)
@@ -332,6 +360,7 @@ class Listener(threading.Thread):
         super().__init__(name="listener", daemon=True)
         self.failures = failures
         self.marker = marker
+        self.key = None
         self.ready = threading.Event()
         self.done = threading.Event()
         self.quit = threading.Event()
@@ -380,8 +409,11 @@ class Listener(threading.Thread):
         room = ev.get("room")
         if not isinstance(room, str):
             return self.bad("no room", payload)
+        if not signature_ok(payload, self.key):
+            return self.bad("bad or missing signature", payload)
+        keys = split_trailer(ev)
         if ev.get("bulk_change") is True:
-            if list(ev) != BULK_KEYS or ev["added"] is not None or \
+            if keys != BULK_KEYS or ev["added"] is not None or \
                     ev["removed"] is not None or ev["updated"] is not None:
                 return self.bad("malformed bulk_change event", payload)
             self.kinds["bulk_change"] += 1
@@ -389,7 +421,7 @@ class Listener(threading.Thread):
             if ev["added_count"] or ev["removed_count"]:
                 self.unknown_rooms.add(room)
             return
-        if list(ev) != SINGLE_KEYS or ev["bulk_change"] is not False:
+        if keys != SINGLE_KEYS or ev["bulk_change"] is not False:
             return self.bad("malformed event (keys %s)" % list(ev), payload)
         present = [k for k in ("added", "removed", "updated") if ev[k] is not None]
         if len(present) != 1:
@@ -409,7 +441,10 @@ class Listener(threading.Thread):
     def run(self):
         try:
             conn = connect("listener")
-            conn.cursor().execute("LISTEN " + NOTIFY_CHANNEL)
+            cur = conn.cursor()
+            cur.execute("SELECT presence.event_key()")
+            self.key = bytes.fromhex(cur.fetchone()[0])
+            cur.execute("LISTEN " + NOTIFY_CHANNEL)
         except psycopg2.Error as e:
             self.failures.add(self.name, "cannot listen: %s" % e)
             self.ready.set()
@@ -517,7 +552,11 @@ def main():
             failures.add(t.name, "did not stop within 60 s (stuck in a query?)")
     duration = time.monotonic() - start
 
-    # Everything committed before the marker is queued before it.
+    # Everything committed before the marker is queued before it (in worker
+    # mode once the worker has sent it: flush_events waits for that).
+    cur.execute("SELECT presence.flush_events('60 seconds')")
+    if not cur.fetchone()[0]:
+        failures.add("listener", "the worker did not send the events within 60 s")
     cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps({"marker": marker})))
     if not listener.done.wait(30):
         failures.add("listener", "the end marker did not arrive within 30 s")

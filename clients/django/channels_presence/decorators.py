@@ -1,23 +1,14 @@
 """touch_presence and remove_presence, django-channels-presence's consumer
-decorators, for sync consumers (as in the original) and async ones.
-
-    class ChatConsumer(WebsocketConsumer):
-        def connect(self):
-            self.accept()
-            Room.objects.add("lobby", self.channel_name, self.scope["user"])
-
-        @touch_presence
-        def receive(self, text_data=None, bytes_data=None):
-            ...                       # never called for the '"heartbeat"' message
-
-        @remove_presence
-        def disconnect(self, close_code):
-            ...
+decorators, with its wrapper signatures: touch_presence wraps
+receive(self, text_data, ...), including Channels 2's receive(self,
+text_data), JsonWebsocketConsumer's receive_json(self, content[, **kwargs]);
+remove_presence wraps any handler.  Async handlers get async wrappers.
 
 touch_presence touches the consumer's channel on every message; a message
-that is exactly the JSON string "heartbeat" stops there.  New here: when the
-touch finds no presence left (pruned while the client was silent), it calls
-the consumer's presence_pruned() method if it has one, so it can join again.
+that is exactly the JSON string '"heartbeat"' stops there.  New: when the
+touch finds the channel has no presence left (pruned while the client was
+silent) it calls the consumer's presence_pruned() method, if it has one, so
+that it can join again.
 """
 
 import functools
@@ -31,32 +22,35 @@ HEARTBEAT = '"heartbeat"'
 
 
 def _touch(consumer):
-    if Presence.objects.touch(consumer.channel_name) == 0:
-        pruned = getattr(consumer, "presence_pruned", None)
-        if pruned is not None and not inspect.iscoroutinefunction(pruned):
-            pruned()
-        return pruned
+    """Touch; the consumer's presence_pruned if the channel was pruned."""
+    if Presence.objects.touch_count(consumer.channel_name) == 0:
+        return getattr(consumer, "presence_pruned", None)
     return None
 
 
 def touch_presence(func):
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
-        async def inner_async(consumer, text_data=None, bytes_data=None):
+        async def inner_async(consumer, text_data=None, *args, **kwargs):
             pruned = await database_sync_to_async(_touch)(consumer)
-            if pruned is not None and inspect.iscoroutinefunction(pruned):
-                await pruned()
+            if pruned is not None:
+                if inspect.iscoroutinefunction(pruned):
+                    await pruned()
+                else:
+                    await database_sync_to_async(pruned)()
             if text_data == HEARTBEAT:
                 return None
-            return await func(consumer, text_data, bytes_data)
+            return await func(consumer, text_data, *args, **kwargs)
         return inner_async
 
     @functools.wraps(func)
-    def inner(consumer, text_data=None, bytes_data=None):
-        _touch(consumer)
+    def inner(consumer, text_data=None, *args, **kwargs):
+        pruned = _touch(consumer)
+        if pruned is not None and not inspect.iscoroutinefunction(pruned):
+            pruned()
         if text_data == HEARTBEAT:
             return None
-        return func(consumer, text_data, bytes_data)
+        return func(consumer, text_data, *args, **kwargs)
     return inner
 
 

@@ -1,7 +1,7 @@
-"""django-channels-presence's celery tasks, kept for import compatibility.
-With the extension, pg_cron prunes (manage.py presence_schedule_prune) and
-these are not needed; they are celery shared tasks when celery is installed,
-plain functions otherwise."""
+"""django-channels-presence's celery tasks (celery shared tasks when celery
+is installed, plain functions otherwise).  pg_cron makes them unnecessary
+(manage.py presence_schedule_prune), but beat schedules that name them keep
+working.  Like the original, they return None."""
 
 from .models import Room
 
@@ -14,9 +14,15 @@ except ImportError:  # no celery: plain functions
 
 @shared_task(name="channels_presence.tasks.prune_presence")
 def prune_presence():
-    return Room.objects.prune_presences()
+    Room.objects.prune_presences()
+
+
+# The name the original's documentation gives the task.
+@shared_task(name="channels_presence.tasks.prune_presences")
+def prune_presences():
+    Room.objects.prune_presences()
 
 
 @shared_task(name="channels_presence.tasks.prune_rooms")
 def prune_rooms():
-    return Room.objects.prune_rooms()
+    Room.objects.prune_rooms()

@@ -1,20 +1,27 @@
-"""Django settings for channels_presence's tests: the database comes from the
-libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE); the test runner
-creates test_<PGDATABASE> and the app's migration creates the extension."""
+"""Django settings for channels_presence's own tests: the database comes from
+the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE); the test runner
+creates test_<PGDATABASE> (and test_<PGDATABASE>_shard2, a second database
+for the listener's shards test), and the app's migrations create the
+extension there."""
 
 import os
 
 SECRET_KEY = "channels-presence-tests"
 USE_TZ = True
-DATABASES = {
-    "default": {
+
+
+def database(name):
+    return {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": os.environ.get("PGDATABASE", "channels_presence"),
+        "NAME": name,
         "HOST": os.environ.get("PGHOST", ""),
         "PORT": os.environ.get("PGPORT", ""),
         "USER": os.environ.get("PGUSER", ""),
     }
-}
+
+
+BASE = os.environ.get("PGDATABASE", "channels_presence")
+DATABASES = {"default": database(BASE), "shard2": database(BASE + "_shard2")}
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -24,3 +31,8 @@ INSTALLED_APPS = [
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CHANNELS_PRESENCE_MAX_AGE = 30
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+LOGGING = {
+    "version": 1,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"channels_presence": {"handlers": ["console"], "level": "ERROR"}},
+}

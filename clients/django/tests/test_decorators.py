@@ -1,30 +1,85 @@
-"""touch_presence and remove_presence on real consumers (sync, as in
-django-channels-presence's README, and async) through Channels'
-WebsocketCommunicator: connect joins, a '"heartbeat"' touches without
-reaching receive(), other messages touch and reach it, a pruned channel
-re-joins on its next message (presence_pruned), disconnect leaves."""
+"""touch_presence and remove_presence on real consumers, with the wrapper
+signatures of django-channels-presence: Channels 2's receive(self,
+text_data), JsonWebsocketConsumer's receive_json(self, content) and
+receive_json(self, content, **kwargs), and async handlers.  A heartbeat
+touches and stops; other messages touch and reach the handler; disconnect
+leaves every room."""
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import (AsyncJsonWebsocketConsumer, JsonWebsocketConsumer,
+                                        WebsocketConsumer)
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.test import TransactionTestCase
 
-from .consumers import ROOM, AsyncPresenceConsumer, SyncPresenceConsumer
+from channels_presence.decorators import remove_presence, touch_presence
+from channels_presence.models import Room
+
+ROOM = "deco"
 
 
-# Not thread-sensitive (database_sync_to_async is): with asgiref 3.6, a
-# thread-sensitive helper hung in the second async test of a run.  Each call
-# gets a thread and a connection of its own, closed after use.
+class Channels2Consumer(WebsocketConsumer):
+    def connect(self):
+        self.accept()
+        Room.objects.add(ROOM, self.channel_name)
+
+    @touch_presence
+    def receive(self, text_data):
+        self.send(text_data=text_data)
+
+    @remove_presence
+    def disconnect(self, close_code):
+        pass
+
+
+class JsonConsumer(JsonWebsocketConsumer):
+    def connect(self):
+        self.accept()
+        Room.objects.add(ROOM, self.channel_name)
+
+    @touch_presence
+    def receive_json(self, content):
+        self.send_json({"echo": content})
+
+    @remove_presence
+    def disconnect(self, code):
+        pass
+
+
+class JsonKwargsConsumer(JsonConsumer):
+    @touch_presence
+    def receive_json(self, content, **kwargs):
+        self.send_json({"echo": content})
+
+
+class AsyncJsonConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        await self.accept()
+        await database_sync_to_async(Room.objects.add)(ROOM, self.channel_name)
+
+    @touch_presence
+    async def receive_json(self, content, **kwargs):
+        await self.send_json({"echo": content})
+
+    @remove_presence
+    async def disconnect(self, code):
+        pass
+
+    async def presence_pruned(self):
+        await database_sync_to_async(Room.objects.add)(ROOM, self.channel_name)
+
+
 @sync_to_async(thread_sensitive=False)
-def presences():
-    """{channel: seconds since last_seen} of the test room."""
+def ages():
+    """{channel: seconds since last_seen} in the test room."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT channel, extract(epoch FROM now() - last_seen) "
                            "FROM presence.presences WHERE room = %s", [ROOM])
             return {channel: float(age) for channel, age in cursor.fetchall()}
     finally:
-        connection.close()  # this thread's: the test database is dropped at the end
+        connection.close()
 
 
 @sync_to_async(thread_sensitive=False)
@@ -36,41 +91,59 @@ def admin_sql(query):
         connection.close()
 
 
+AGE = "UPDATE presence.presences SET last_seen = now() - interval '1 hour' WHERE room = %s"
+
+
 class DecoratorTests(TransactionTestCase):
-    async def check_consumer(self, consumer):
-        await admin_sql("DELETE FROM presence.rooms WHERE name = %s")  # earlier runs
+    async def check(self, consumer, message, echo, heartbeat=None):
+        """heartbeat: what the handler answers to a heartbeat, which reaches
+        receive_json as the string "heartbeat" (not '"heartbeat"'), exactly
+        as with django-channels-presence."""
+        await admin_sql("DELETE FROM presence.rooms WHERE name = %s")
         communicator = WebsocketCommunicator(consumer.as_asgi(), "/ws/")
         connected, _ = await communicator.connect(timeout=5)
         self.assertTrue(connected)
-        [channel] = (await presences()).keys()
+        for _ in range(50):
+            if await ages():
+                break
+        [channel] = (await ages()).keys()
 
-        # A heartbeat touches and stops there: receive() would echo it.
-        await admin_sql("UPDATE presence.presences SET last_seen = now() - interval '1 hour' "
-                        "WHERE room = %s")
+        await admin_sql(AGE)
         await communicator.send_to(text_data='"heartbeat"')
-        self.assertTrue(await communicator.receive_nothing(timeout=0.5))
-        self.assertLess((await presences())[channel], 60)
+        if heartbeat is None:
+            self.assertTrue(await communicator.receive_nothing(timeout=0.3))
+        else:
+            self.assertEqual(await communicator.receive_from(timeout=5), heartbeat)
+        self.assertLess((await ages())[channel], 60)
 
-        # Any other message touches and reaches receive().
-        await admin_sql("UPDATE presence.presences SET last_seen = now() - interval '1 hour' "
-                        "WHERE room = %s")
-        await communicator.send_to(text_data="hello")
-        self.assertEqual(await communicator.receive_from(timeout=5), "hello")
-        self.assertLess((await presences())[channel], 60)
+        await admin_sql(AGE)
+        await communicator.send_to(text_data=message)
+        self.assertEqual(await communicator.receive_from(timeout=5), echo)
+        self.assertLess((await ages())[channel], 60)
 
-        # Pruned while silent: the next heartbeat finds no presence and the
-        # consumer's presence_pruned() joins again.
+        await communicator.disconnect()
+        self.assertEqual(await ages(), {})
+
+    async def test_channels2_receive_text_data(self):
+        await self.check(Channels2Consumer, "hello", "hello")
+
+    async def test_receive_json_content(self):
+        await self.check(JsonConsumer, '{"a": 1}', '{"echo": {"a": 1}}', '{"echo": "heartbeat"}')
+
+    async def test_receive_json_content_kwargs(self):
+        await self.check(JsonKwargsConsumer, '[1, 2]', '{"echo": [1, 2]}', '{"echo": "heartbeat"}')
+
+    async def test_async_receive_json_and_presence_pruned(self):
+        await self.check(AsyncJsonConsumer, '"hi"', '{"echo": "hi"}', '{"echo": "heartbeat"}')
+        # Pruned while silent: the next heartbeat re-joins (presence_pruned).
+        communicator = WebsocketCommunicator(AsyncJsonConsumer.as_asgi(), "/ws/")
+        await communicator.connect(timeout=5)
+        for _ in range(50):
+            if await ages():
+                break
+        [channel] = (await ages()).keys()
         await admin_sql("DELETE FROM presence.presences WHERE room = %s")
         await communicator.send_to(text_data='"heartbeat"')
-        self.assertTrue(await communicator.receive_nothing(timeout=0.5))
-        self.assertEqual(list(await presences()), [channel])
-
-        # Disconnect leaves every room.
+        await communicator.receive_from(timeout=5)
+        self.assertEqual(list(await ages()), [channel])
         await communicator.disconnect()
-        self.assertEqual(await presences(), {})
-
-    async def test_sync_consumer(self):
-        await self.check_consumer(SyncPresenceConsumer)
-
-    async def test_async_consumer(self):
-        await self.check_consumer(AsyncPresenceConsumer)

@@ -1,7 +1,10 @@
 """ASGI application of the chat demo, for Daphne:
-HTTP -> Django (the page), WebSocket /ws/chat/<room>/ -> ChatConsumer, all
-wrapped in PresenceListenerMiddleware, which LISTENs for the extension's
-events in Daphne's event loop and forwards them to the rooms' groups."""
+HTTP -> Django (the page), WebSocket /ws/chat/<room>/ -> ChatConsumer.
+
+PresenceListenerMiddleware is optional: without it, the listener (which
+signals what pg_cron or psql change) starts with the server's first
+presence call; with it, with the first request, so that the first server
+started is the one that signals (the browser test relies on that)."""
 
 import os
 

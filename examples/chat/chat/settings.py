@@ -2,7 +2,9 @@
 (PGHOST, PGPORT, PGUSER, PGDATABASE); CHAT_MAX_AGE (seconds, default 10) is
 CHANNELS_PRESENCE_MAX_AGE; CHAT_HEARTBEAT (seconds) the pages' heartbeat
 period (default max_age / 3); CHAT_DB_SCHEMA, if set, keeps Django's own
-tables in that schema (the e2e test shares a database with other tests)."""
+tables in that schema (the e2e test shares a database with other tests);
+CHAT_REDIS_URL, if set, puts the channel layer on redis (channels_redis),
+which several servers need to share their groups."""
 
 import os
 import sys
@@ -23,7 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "channels",
     "channels_presence",
-    "chat",
+    "chat.apps.ChatConfig",
 ]
 ROOT_URLCONF = "chat.urls"
 ASGI_APPLICATION = "chat.asgi.application"
@@ -40,9 +42,13 @@ DATABASES = {
                     if os.environ.get("CHAT_DB_SCHEMA") else {}),
     }
 }
-# One Daphne process per channel layer: events from other processes (another
-# Daphne, pg_cron) arrive through the database's NOTIFY, not the layer.
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if os.environ.get("CHAT_REDIS_URL"):
+    CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [os.environ["CHAT_REDIS_URL"]], "prefix": "chat"},
+    }}
+else:  # one server
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CHANNELS_PRESENCE_MAX_AGE = int(os.environ.get("CHAT_MAX_AGE", "10"))
 CHAT_HEARTBEAT = float(os.environ.get("CHAT_HEARTBEAT", max(1.0, CHANNELS_PRESENCE_MAX_AGE / 3)))
@@ -50,5 +56,5 @@ CHAT_HEARTBEAT = float(os.environ.get("CHAT_HEARTBEAT", max(1.0, CHANNELS_PRESEN
 LOGGING = {
     "version": 1,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"channels_presence": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {"channels_presence": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }

@@ -1,38 +1,41 @@
-"""Creates the extension (IF NOT EXISTS: a no-op where an admin created it,
-which a role that is not superuser needs) and registers the unmanaged
-models, which create no tables: the extension owns them."""
+"""django-channels-presence's tables, as its own first migration made them,
+so that databases where it ran and new ones follow the same history: 0002
+then hands presence over to the extension (and replaces these tables with
+views)."""
 
+import django.db.models.deletion
+import django.utils.timezone
+from django.conf import settings
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     initial = True
-    dependencies = []
+    dependencies = [migrations.swappable_dependency(settings.AUTH_USER_MODEL)]
 
     operations = [
-        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS presence",
-                          reverse_sql=migrations.RunSQL.noop),
         migrations.CreateModel(
             name="Room",
             fields=[
-                ("channel_name", models.CharField(max_length=255, primary_key=True,
-                                                  db_column="name", serialize=False)),
-                ("created_at", models.DateTimeField(null=True)),
+                ("id", models.AutoField(auto_created=True, primary_key=True, serialize=False,
+                                        verbose_name="ID")),
+                ("channel_name", models.CharField(help_text="Group channel name for this room",
+                                                  max_length=255, unique=True)),
             ],
-            options={"managed": False, "db_table": 'presence"."rooms'},
         ),
         migrations.CreateModel(
             name="Presence",
             fields=[
-                ("room", models.ForeignKey("channels_presence.Room", on_delete=models.DO_NOTHING,
-                                           db_column="room", db_constraint=False)),
-                ("channel_name", models.CharField(max_length=255, primary_key=True,
-                                                  db_column="channel", serialize=False)),
-                ("user_id", models.CharField(max_length=255, null=True)),
-                ("meta", models.JSONField(null=True)),
-                ("joined_at", models.DateTimeField(null=True)),
-                ("last_seen", models.DateTimeField(null=True)),
+                ("id", models.AutoField(auto_created=True, primary_key=True, serialize=False,
+                                        verbose_name="ID")),
+                ("channel_name", models.CharField(
+                    help_text="Reply channel for connection that is present", max_length=255)),
+                ("last_seen", models.DateTimeField(default=django.utils.timezone.now)),
+                ("room", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE,
+                                           to="channels_presence.room")),
+                ("user", models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE,
+                                           to=settings.AUTH_USER_MODEL)),
             ],
-            options={"managed": False, "db_table": 'presence"."presences'},
+            options={"unique_together": {("room", "channel_name")}},
         ),
     ]
