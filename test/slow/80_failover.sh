@@ -23,6 +23,8 @@
 # Settings (environment):
 #   PRESENCE_HA_SYNC=off      asynchronous replication: acknowledged writes
 #                             a failover lost are reported, not a failure
+#   PRESENCE_HA_WORKER=on     worker mode: presence preloaded, a background
+#                             worker sends the events
 #   PRESENCE_HA_KILL=node     kill -9 Patroni too (a lost node): the leader
 #                             key must expire (ttl 20 s) before a failover
 #   PRESENCE_HA_MIN_ACKED=N   calls each writer makes before the kill (300)
@@ -39,11 +41,13 @@ HA=$PRESENCE_REPO/test/ha
 PGBIN=${PRESENCE_PGBIN:-/usr/lib/postgresql/15/bin}
 SYNC=${PRESENCE_HA_SYNC:-on}
 KILL=${PRESENCE_HA_KILL:-instance}
+WORKER=${PRESENCE_HA_WORKER:-off}
 MIN_ACKED=${PRESENCE_HA_MIN_ACKED:-300}
 TTL=${PRESENCE_HA_TTL:-20} LOOP_WAIT=${PRESENCE_HA_LOOP_WAIT:-1} RETRY_TIMEOUT=${PRESENCE_HA_RETRY_TIMEOUT:-5}
 DB=presence_ha
 case $SYNC in on | off) ;; *) it_fail "PRESENCE_HA_SYNC must be on or off" ;; esac
 case $KILL in instance | node) ;; *) it_fail "PRESENCE_HA_KILL must be instance or node" ;; esac
+case $WORKER in on) preload=pg_cron,presence ;; off) preload=pg_cron ;; *) it_fail "PRESENCE_HA_WORKER must be on or off" ;; esac
 
 passed=false
 failures=()  # checks that failed without stopping the test: reported at the end
@@ -170,11 +174,12 @@ for n in 1 2; do
     mkdir -p "$HA_TMP/node$n"
     sed -e "s|@NODE@|node$n|g; s|@REST_PORT@|${REST_PORT[$n]}|g; s|@ETCD_PORT@|$ETCD_PORT|g" \
         -e "s|@SYNC_MODE@|$sync_mode|g; s|@PG_PORT@|${PG_PORT[$n]}|g; s|@DIR@|$HA_TMP/node$n|g" \
+        -e "s|@PRELOAD@|$preload|g" \
         -e "s|@TTL@|$TTL|g; s|@LOOP_WAIT@|$LOOP_WAIT|g; s|@RETRY_TIMEOUT@|$RETRY_TIMEOUT|g" \
         -e "s|@PGBIN@|$PGBIN|g" "$HA/patroni.yml.in" >"$HA_TMP/node$n/patroni.yml"
 done
 if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$HA_TMP"; fi
-it_log "temp dir $HA_TMP; etcd :$ETCD_PORT; node1 pg :${PG_PORT[1]} rest :${REST_PORT[1]}; node2 pg :${PG_PORT[2]} rest :${REST_PORT[2]}; synchronous_mode $sync_mode; kill $KILL; ttl $TTL loop_wait $LOOP_WAIT retry_timeout $RETRY_TIMEOUT"
+it_log "temp dir $HA_TMP; etcd :$ETCD_PORT; node1 pg :${PG_PORT[1]} rest :${REST_PORT[1]}; node2 pg :${PG_PORT[2]} rest :${REST_PORT[2]}; synchronous_mode $sync_mode; kill $KILL; shared_preload_libraries $preload; ttl $TTL loop_wait $LOOP_WAIT retry_timeout $RETRY_TIMEOUT"
 
 NODE_DSN=("" "host=127.0.0.1 port=${PG_PORT[1]} dbname=$DB user=postgres" "host=127.0.0.1 port=${PG_PORT[2]} dbname=$DB user=postgres")
 APP_DSN=("" "host=127.0.0.1 port=${PG_PORT[1]} dbname=$DB user=app" "host=127.0.0.1 port=${PG_PORT[2]} dbname=$DB user=app")
@@ -309,7 +314,7 @@ if grep -E 'cron job [0-9]+ |pg_cron scheduler started' <<<"$since_rejoin"; then
 fi
 it_log "pg_cron: node2's log has no job before its promotion, node1's none since it rejoined"
 it_log "cluster: $(cd "$HA_TMP" && "${AS_PG[@]}" HOME="$HA_TMP" patronictl -c "$HA_TMP/node2/patroni.yml" list 2>/dev/null | grep -E 'node[12]' | tr -s ' |' ' ' | paste -sd ';' -)"
-it_log "summary: time to a new primary ${to_primary} s (kill -9 of the $KILL, synchronous_mode $sync_mode, ttl $TTL, loop_wait $LOOP_WAIT)"
+it_log "summary: time to a new primary ${to_primary} s (kill -9 of the $KILL, synchronous_mode $sync_mode, $preload preloaded, ttl $TTL, loop_wait $LOOP_WAIT)"
 if [ "${#failures[@]}" -gt 0 ]; then
     it_fail "$(printf '%s; ' "${failures[@]}")see the FAIL lines above"
 fi
