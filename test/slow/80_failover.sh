@@ -13,7 +13,7 @@
 # Checked: nothing a synchronous commit acknowledged is lost, no orphan,
 # no stranger; the listeners reconnect, LISTEN again and re-read (their
 # view equals members() at the end); the old primary rejoins as a standby
-# (pg_rewind); on both standbys the readers answer as on the primary and
+# (after pg_rewind when its WAL went past the fork); on both standbys the readers answer as on the primary and
 # touch (and every writing function) fails with SQLSTATE 25006; the pg_cron
 # job runs on the new primary (it prunes backdated presences and their
 # rooms, cron.job_run_details says succeeded) and never on a standby (no
@@ -31,7 +31,7 @@
 #   PRESENCE_HA_TTL, PRESENCE_HA_LOOP_WAIT, PRESENCE_HA_RETRY_TIMEOUT
 #                             Patroni's ttl, loop_wait, retry_timeout (20, 1, 5)
 #   PRESENCE_HA_KEEP=1        keep the temp dir (logs, data) after the run
-# Takes about 2 minutes, most of it waiting for pg_cron's next minute.
+# Takes 30 s to 2 minutes, most of it waiting for pg_cron's next minute.
 set -euo pipefail
 # shellcheck source=test/integration/helpers.bash
 . "$(dirname "$0")/../integration/helpers.bash"
