@@ -153,7 +153,7 @@ start_patroni() {
 log_after() { awk -v pat="$2" '$0 ~ pat { buf = "" } { buf = buf $0 "\n" } END { printf "%s", buf }' "$1"; }
 
 # ---------------------------------------------------------------------------
-it_apt_install patroni etcd-server python3-etcd python3-psycopg2 python3-django python3-django-channels
+it_apt_install patroni etcd-server python3-etcd python3-psycopg2 python3-django python3-django-channels procps
 for f in pg_ctl postgres pg_rewind pg_basebackup psql; do
     [ -x "$PGBIN/$f" ] || it_fail "$PGBIN/$f not found (PRESENCE_PGBIN)"
 done
