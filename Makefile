@@ -3,6 +3,7 @@
 #   make && make install        build presence.so, install it and the SQL script
 #   make installcheck           regression + isolation tests on temporary instances
 #                               (run as a non-root OS user: initdb refuses root)
+#   make dist                   presence-<version>.zip of the committed tree (PGXN)
 #
 # The README's two commands (test/demo.sh, test/run_all.sh) wrap these.
 
@@ -12,6 +13,11 @@ EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" presence.co
 MODULE_big   = presence
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
+# The current version's install script is built from sql/presence.sql (and
+# git-ignored); the committed sql/presence--A--B.sql upgrade scripts and the
+# frozen install scripts of older versions (sql/presence--0.1.sql, kept so
+# that CREATE EXTENSION presence VERSION '0.1' can test the upgrade path) are
+# installed as they are.
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA         = $(filter-out sql/$(EXTENSION).sql $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 EXTRA_CLEAN  = $(DATA_built)
@@ -52,4 +58,16 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
 # PGXS does not track header dependencies: every object includes presence.h.
-$(OBJS): src/presence.h
+$(OBJS): src/presence.h src/compat.h
+
+# make dist: the release archive for PGXN, presence-<version>.zip with every
+# file under presence-<version>/, made by git archive from the committed tree
+# (uncommitted changes are not in it). META.json must carry the same version,
+# as PGXN writes it (semantic versioning: 0.2 is 0.2.0).
+DISTNAME = $(EXTENSION)-$(EXTVERSION)
+dist:
+	@grep -Eq '"version": *"$(subst .,\.,$(EXTVERSION))(\.0)?"' META.json || \
+		{ echo "META.json does not say version $(EXTVERSION) (presence.control)" >&2; exit 1; }
+	@git diff --quiet HEAD || echo "warning: uncommitted changes are not in $(DISTNAME).zip" >&2
+	git archive --format=zip --prefix=$(DISTNAME)/ --output=$(DISTNAME).zip HEAD
+.PHONY: dist

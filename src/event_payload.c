@@ -235,7 +235,8 @@ PresenceBuildPayload(StringInfo buf, const PresenceEvent *ev)
 	seq = PendingPayloadSeen(buf->data, buf->len);
 	if (seq > 0)
 		appendStringInfo(buf, ",\"seq\":%d", seq);
-	if (presence_sign_events)
+	/* Not before ALTER EXTENSION UPDATE from 0.1 has created the key (schema.c). */
+	if (presence_sign_events && OidIsValid(PresenceSchema()->event_key))
 		PresenceSignPayload(buf);
 	appendStringInfoChar(buf, '}');
 }

@@ -64,6 +64,9 @@ bool		presence_preloaded = false;
 
 EventShared *event_shared = NULL;
 
+#if PG_VERSION_NUM < 150000
+shmem_request_hook_type presence_shmem_request_hook = NULL;	/* compat.h */
+#endif
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
@@ -464,12 +467,15 @@ OutboxXactCallback(XactEvent event, void *arg)
 	}
 }
 
-/* OutboxSubXactCallback drops the events of a subtransaction that rolls back. */
+/*
+ * OutboxSubXactCallback drops the events of a subtransaction that rolls
+ * back.  The outbox lives in the transaction's memory, not in the abort
+ * context this runs in, so it is trimmed in place.
+ */
 static void
 OutboxSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
-	List	   *kept = NIL;
 	ListCell   *lc;
 
 	if (event != SUBXACT_EVENT_ABORT_SUB || outbox == NIL)
@@ -478,10 +484,9 @@ OutboxSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		OutEvent   *e = lfirst(lc);
 
-		if (e->subid < mySubid)
-			kept = lappend(kept, e);
+		if (e->subid >= mySubid)
+			outbox = foreach_delete_current(outbox, lc);
 	}
-	outbox = kept;
 }
 
 /*
@@ -590,12 +595,26 @@ PresenceProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (dbname != NULL && event_shared != NULL)
 		StopWorkerOf(dbname);
 	if (prev_process_utility_hook)
-		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
-								  params, queryEnv, dest, qc);
+		PresenceCallProcessUtility(prev_process_utility_hook, pstmt, queryString,
+								   readOnlyTree, context, params, queryEnv, dest, qc);
 	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+		PresenceCallProcessUtility(standard_ProcessUtility, pstmt, queryString,
+								   readOnlyTree, context, params, queryEnv, dest, qc);
 }
+
+#if PG_VERSION_NUM < 140000
+/* PresenceProcessUtility13 is the hook on 13, which has no readOnlyTree. */
+static void
+PresenceProcessUtility13(PlannedStmt *pstmt, const char *queryString,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *queryEnv, DestReceiver *dest,
+						 QueryCompletion *qc)
+{
+	PresenceProcessUtility(pstmt, queryString, false, context, params,
+						   queryEnv, dest, qc);
+}
+#define PresenceProcessUtility PresenceProcessUtility13
+#endif
 
 /* EventQueueInit installs the hooks of worker mode; called from _PG_init. */
 void
@@ -608,6 +627,7 @@ EventQueueInit(void)
 	shmem_startup_hook = EventQueueShmemStartup;
 	prev_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = PresenceProcessUtility;
+	PresenceRequestShmemNow();	/* before 15 only (compat.h) */
 }
 
 PG_FUNCTION_INFO_V1(presence_flush_events);

@@ -26,8 +26,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "common/hmac.h"
-#include "common/sha2.h"
+#include "common/sha2.h"		/* and common/hmac.h, from compat.h */
 #include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"

@@ -166,6 +166,7 @@ presence_leave_all(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
+	(void) PresenceExec(STMT_LEAVE_ALL_LOCK, values, NULL, false, 0);
 	n = PresenceExec(STMT_LEAVE_ALL, values, NULL, false, 0);
 	SPI_finish();
 	PG_RETURN_INT32(n);

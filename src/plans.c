@@ -76,14 +76,17 @@ static const PresenceStmtDef stmt_defs[] = {
 	/*
 	 * leave_all(): lock the channel's rows in room order first (the order
 	 * in which transactions that join several rooms take them, so the two
-	 * do not deadlock), then delete them by their ctid.
+	 * do not deadlock), then delete them in a statement of its own, whose
+	 * new snapshot sees the versions a concurrent touch or update wrote
+	 * while we waited for their locks.
 	 */
+	[STMT_LEAVE_ALL_LOCK] = {
+		"SELECT 1 FROM presence.presences WHERE channel" EQ "$1"
+		" ORDER BY room FOR UPDATE",
+		1, {TEXTOID}
+	},
 	[STMT_LEAVE_ALL] = {
-		"DELETE FROM presence.presences"
-		" WHERE ctid" EQ "ANY (ARRAY("
-		"   SELECT ctid FROM presence.presences WHERE channel" EQ "$1"
-		"   ORDER BY room FOR UPDATE))"
-		" AND channel" EQ "$1",
+		"DELETE FROM presence.presences WHERE channel" EQ "$1",
 		1, {TEXTOID}
 	},
 
@@ -143,43 +146,26 @@ static const PresenceStmtDef stmt_defs[] = {
 	},
 
 	/*
-	 * prune(): one batch.  Victims are taken in primary key order after the
-	 * key ($1, $2) and locked, skipping rows other transactions hold, then
-	 * deleted by their ctid (a TID scan: a join on the key made the planner
-	 * hash the whole table for every batch).  A full batch that spans
-	 * several rooms leaves its last room for the next batch, so that a room
-	 * is pruned by one batch (one event per room and batch) unless it alone
-	 * has more stale presences than a batch.  The result is one row: the
-	 * number deleted, the number locked and the key to resume after; no row
-	 * when nothing was left.
+	 * prune(): one batch, in two statements.  The first takes victims in
+	 * primary key order after the key ($1, $2) and locks them, skipping
+	 * rows other transactions hold; prune.c then leaves a full batch's last
+	 * room for the next batch (one event per room and batch, unless one
+	 * room alone has more stale presences than a batch).  The second
+	 * deletes them by ctid (a TID scan), with a new snapshot that sees the
+	 * versions the lock returned, if they are still stale.
 	 */
-	[STMT_PRUNE_BATCH] = {
-		"WITH victims AS MATERIALIZED ("
-		"  SELECT ctid AS tid, room, channel FROM presence.presences"
-		"  WHERE ROW(room, channel) OPERATOR(pg_catalog.>) ROW($1, $2)"
-		"  AND last_seen" LT "$3"
-		"  ORDER BY room, channel LIMIT $4"
-		"  FOR UPDATE SKIP LOCKED),"
-		" edge AS MATERIALIZED ("
-		"  SELECT pg_catalog.count(*)::pg_catalog.int4 AS n,"
-		"  pg_catalog.min(room) AS first_room, pg_catalog.max(room) AS last_room"
-		"  FROM victims),"
-		" split AS MATERIALIZED ("
-		"  SELECT n" EQ "$4 AND first_room OPERATOR(pg_catalog.<>) last_room AS trim,"
-		"  last_room FROM edge),"
-		" gone AS ("
-		"  DELETE FROM presence.presences"
-		"  WHERE ctid" EQ "ANY (ARRAY("
-		"    SELECT v.tid FROM victims v, split s"
-		"    WHERE NOT s.trim OR v.room" LT "s.last_room))"
-		"  AND last_seen" LT "$3"
-		"  RETURNING 1)"
-		" SELECT (SELECT pg_catalog.count(*) FROM gone)::pg_catalog.int4, e.n,"
-		" CASE WHEN s.trim THEN s.last_room ELSE l.room END,"
-		" CASE WHEN s.trim THEN '' ELSE l.channel END"
-		" FROM edge e, split s, LATERAL (SELECT room, channel FROM victims"
-		"   ORDER BY room DESC, channel DESC LIMIT 1) l",
+	[STMT_PRUNE_LOCK] = {
+		"SELECT ctid, room, channel FROM presence.presences"
+		" WHERE ROW(room, channel) OPERATOR(pg_catalog.>) ROW($1, $2)"
+		" AND last_seen" LT "$3"
+		" ORDER BY room, channel LIMIT $4"
+		" FOR UPDATE SKIP LOCKED",
 		4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID}
+	},
+	[STMT_PRUNE_DELETE] = {
+		"DELETE FROM presence.presences"
+		" WHERE ctid" EQ "ANY ($1) AND last_seen" LT "$2",
+		2, {TIDARRAYOID, TIMESTAMPTZOID}
 	},
 
 	/*
@@ -273,13 +259,13 @@ int
 PresenceExec(PresenceStmt stmt, Datum *values, const char *nulls,
 			 bool read_only, long limit)
 {
-	OverrideSearchPath pinned = {NIL, true, false, 0};
+	PresenceSearchPathPin pin;
 	int			rc;
 
-	/* Popped below, or by the (sub)transaction abort on error. */
-	PushOverrideSearchPath(&pinned);
+	/* Unpinned below, or by the (sub)transaction abort on error (compat.h). */
+	pin = PresencePinSearchPath();
 	rc = SPI_execute_plan(PresencePlan(stmt), values, nulls, read_only, limit);
-	PopOverrideSearchPath();
+	PresenceUnpinSearchPath(pin);
 	if (rc < 0)
 		elog(ERROR, "presence: \"%s\" failed: %s",
 			 stmt_defs[stmt].sql, SPI_result_code_string(rc));
@@ -294,11 +280,11 @@ Portal
 PresenceOpenCursor(PresenceStmt stmt, Datum *values, const char *nulls,
 				   bool read_only)
 {
-	OverrideSearchPath pinned = {NIL, true, false, 0};
+	PresenceSearchPathPin pin;
 	Portal		portal;
 
-	PushOverrideSearchPath(&pinned);
+	pin = PresencePinSearchPath();
 	portal = SPI_cursor_open(NULL, PresencePlan(stmt), values, nulls, read_only);
-	PopOverrideSearchPath();
+	PresenceUnpinSearchPath(pin);
 	return portal;
 }

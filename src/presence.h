@@ -17,6 +17,7 @@
  * event_sign.c      the event key and the payload signature
  * prune.c           prune, prune_rooms, prune_job
  * cron.c            schedule_prune, unschedule_prune (pg_cron)
+ * compat.h          what differs between PostgreSQL 13 to 17
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +26,7 @@
 
 #include "postgres.h"
 
+#include "compat.h"				/* differences between PostgreSQL versions */
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
@@ -82,6 +84,7 @@ typedef enum PresenceStmt
 	STMT_PRESENCE_REJOIN_META,
 	STMT_PRESENCE_OWNER,
 	STMT_REMOVE,
+	STMT_LEAVE_ALL_LOCK,
 	STMT_LEAVE_ALL,
 	STMT_TOUCH_WRITE,
 	STMT_TOUCH_WRITE_ALL,
@@ -92,7 +95,8 @@ typedef enum PresenceStmt
 	STMT_ROOMS_OF,
 	STMT_STATS,
 	STMT_TRUNCATE_SCAN,
-	STMT_PRUNE_BATCH,
+	STMT_PRUNE_LOCK,
+	STMT_PRUNE_DELETE,
 	STMT_PRUNE_ROOMS_LOCK,
 	STMT_PRUNE_ROOMS_DELETE,
 	STMT_PRUNE_JOB_BATCH,

@@ -92,39 +92,79 @@ PruneCutoff(FunctionCallInfo fcinfo, int argno)
 	return cutoff;
 }
 
+/* RowText returns column col of row i of SPI_tuptable as a text datum. */
+static Datum
+RowText(uint64 i, int col)
+{
+	bool		isnull;
+
+	return SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col, &isnull);
+}
+
+/* SameText tells whether two text datums are equal byte for byte. */
+static bool
+SameText(Datum a, Datum b)
+{
+	text	   *ta = DatumGetTextPP(a);
+	text	   *tb = DatumGetTextPP(b);
+
+	return VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb) &&
+		memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0;
+}
+
 /*
  * PruneBatch deletes one batch of at most limit stale presences after
  * step->after, and moves step->after past them.  Call inside SPI; the key
- * is copied into cxt.
+ * is copied into cxt.  A full batch that spans several rooms leaves its
+ * last room, whole, for the next batch.
  */
 static void
 PruneBatch(PruneStep *step, TimestampTz cutoff, int limit, MemoryContext cxt)
 {
 	Datum		values[4] = {step->after[0], step->after[1],
 	TimestampTzGetDatum(cutoff), Int32GetDatum(limit)};
-	HeapTuple	row;
-	TupleDesc	desc;
-	bool		isnull;
+	Datum		del[2];
+	Datum	   *tids;
+	uint64		n;
+	uint64		take;
+	bool		trim;
 	MemoryContext oldcxt;
 
 	CHECK_FOR_INTERRUPTS();
-	step->deleted = step->locked = 0;
-	step->done = PresenceExec(STMT_PRUNE_BATCH, values, NULL, false, 0) == 0;
-	if (step->done)
+	step->deleted = 0;
+	n = PresenceExec(STMT_PRUNE_LOCK, values, NULL, false, 0);
+	step->locked = (int) n;
+	step->done = n < (uint64) limit;
+	if (n == 0)
 		return;
 
-	row = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	step->deleted = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-	step->locked = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull));
-	step->done = step->locked < limit;
+	/* The rows of the last room, when the batch is full and not one room. */
+	trim = !step->done && !SameText(RowText(0, 2), RowText(n - 1, 2));
+	take = n;
+	while (trim && take > 0 && SameText(RowText(take - 1, 2), RowText(n - 1, 2)))
+		take--;
 
 	MemoryContextReset(cxt);
 	oldcxt = MemoryContextSwitchTo(cxt);
-	step->after[0] = datumCopy(SPI_getbinval(row, desc, 3, &isnull), false, -1);
-	step->after[1] = datumCopy(SPI_getbinval(row, desc, 4, &isnull), false, -1);
+	tids = palloc(take * sizeof(Datum));
+	for (uint64 i = 0; i < take; i++)
+	{
+		ItemPointer tid = palloc(sizeof(ItemPointerData));
+
+		ItemPointerCopy((ItemPointer) DatumGetPointer(RowText(i, 1)), tid);
+		tids[i] = PointerGetDatum(tid);
+	}
+	del[0] = PointerGetDatum(construct_array(tids, (int) take, TIDOID,
+											 sizeof(ItemPointerData), false,
+											 TYPALIGN_SHORT));
+	del[1] = TimestampTzGetDatum(cutoff);
+	/* Resume at the start of the trimmed room ('' sorts first), or after the last row. */
+	step->after[0] = datumCopy(RowText(n - 1, 2), false, -1);
+	step->after[1] = trim ? CStringGetTextDatum("") : datumCopy(RowText(n - 1, 3), false, -1);
 	MemoryContextSwitchTo(oldcxt);
 	SPI_freetuptable(SPI_tuptable);
+
+	step->deleted = PresenceExec(STMT_PRUNE_DELETE, del, NULL, false, 0);
 }
 
 /*

@@ -17,13 +17,19 @@
  */
 #include "presence.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -82,7 +88,7 @@ static bool callbacks_registered = false;
 static void
 SchemaChanged(Datum arg, Oid relid)
 {
-	if (!schema.valid || !OidIsValid(relid) ||
+	if (!schema.valid || !OidIsValid(relid) || !OidIsValid(schema.event_key) ||
 		relid == schema.presences || relid == schema.rooms ||
 		relid == schema.event_key || relid == schema.channel_idx ||
 		relid == schema.room_user_idx)
@@ -106,6 +112,34 @@ Altered(const char *what, const char *detail, const char *repair)
 			 errdetail("%s", detail),
 			 errhint("Restore it as the extension created it (%s), or drop and create the extension again.",
 					 repair)));
+}
+
+/* ExtensionVersionIs tells whether the installed presence is that version. */
+static bool
+ExtensionVersionIs(const char *version)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+	bool		result = false;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("presence"));
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		result = !isnull && strcmp(TextDatumGetCString(d), version) == 0;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
 }
 
 /* RelationIn returns the OID of relation relname of schema nsp, or errors. */
@@ -211,12 +245,22 @@ PresenceSchema(void)
 	nsp = get_namespace_oid("presence", false);
 	schema.presences = RelationIn(nsp, "presences", "see sql/presence.sql");
 	schema.rooms = RelationIn(nsp, "rooms", "see sql/presence.sql");
-	schema.event_key = RelationIn(nsp, "event_key", "see sql/presence.sql");
+	/*
+	 * presence.event_key came with 0.2.  A 0.1 installation whose library
+	 * was replaced but which has not run ALTER EXTENSION presence UPDATE yet
+	 * has none: it keeps working, its events unsigned as in 0.1, until the
+	 * update creates the table (then any relcache invalidation, such as the
+	 * update's ALTER TABLE, makes this check run again).
+	 */
+	schema.event_key = get_relname_relid("event_key", nsp);
+	if (!OidIsValid(schema.event_key) && !ExtensionVersionIs("0.1"))
+		schema.event_key = RelationIn(nsp, "event_key", "see sql/presence.sql");
 	CheckColumns(schema.presences, "presences", presences_columns,
 				 lengthof(presences_columns), attnos);
 	CheckColumns(schema.rooms, "rooms", rooms_columns, lengthof(rooms_columns), NULL);
-	CheckColumns(schema.event_key, "event_key", event_key_columns,
-				 lengthof(event_key_columns), &schema.key_att);
+	if (OidIsValid(schema.event_key))
+		CheckColumns(schema.event_key, "event_key", event_key_columns,
+					 lengthof(event_key_columns), &schema.key_att);
 	schema.room_att = attnos[0];
 	schema.channel_att = attnos[1];
 	schema.user_id_att = attnos[2];

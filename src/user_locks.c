@@ -61,9 +61,9 @@ PresenceUserLock(const char *room, const char *user_id, bool wait)
 	LOCKTAG		tag;
 	LockAcquireResult res;
 
-	if (locks_lxid != MyProc->lxid)
+	if (locks_lxid != PresenceMyLocalXid())
 	{
-		locks_lxid = MyProc->lxid;
+		locks_lxid = PresenceMyLocalXid();
 		locks_held = 0;
 	}
 
@@ -72,7 +72,7 @@ PresenceUserLock(const char *room, const char *user_id, bool wait)
 						 hash_bytes((const unsigned char *) user_id, strlen(user_id)),
 						 PRESENCE_USER_LOCK_FIELD4);
 
-	if (LockHeldByMe(&tag, ExclusiveLock))
+	if (PresenceLockHeldByMe(&tag, ExclusiveLock))
 		return true;
 
 	if (locks_held >= USER_LOCKS_PER_XACT)
