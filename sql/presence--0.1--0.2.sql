@@ -9,9 +9,8 @@
 -- Runs as one transaction inside ALTER EXTENSION, on live data: presences,
 -- rooms, the GRANTs made to application roles and a pg_cron job scheduled by
 -- presence.schedule_prune() must all survive it.
---
--- (Draft by the packaging branch from the diff of sql/presence--0.1.sql and
--- sql/presence.sql at main 2436d89; the lead owns the final content.)
+-- The C of 0.2 changed more than the SQL: leave_all, prune and touch behave
+-- as the README says from the moment the new library is loaded.
 
 -- Signed events: the key table, its functions, a first key.
 CREATE TABLE presence.event_key (

@@ -240,3 +240,21 @@ PresenceBuildPayload(StringInfo buf, const PresenceEvent *ev)
 		PresenceSignPayload(buf);
 	appendStringInfoChar(buf, '}');
 }
+
+/*
+ * PresenceBuildBulkPayload writes into buf the bulk_change event of room
+ * with the given counts: what a folded or re-announced room gets (counts 0:
+ * re-read the room).
+ */
+void
+PresenceBuildBulkPayload(StringInfo buf, const char *room, int64 added, int64 removed)
+{
+	PresenceEvent ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.room = room;
+	ev.bulk = true;
+	ev.added_count = added;
+	ev.removed_count = removed;
+	PresenceBuildPayload(buf, &ev);
+}

@@ -339,14 +339,7 @@ NotifyDirectly(void)
 			Async_Notify(e->channel, e->payload);
 		else
 		{
-			PresenceEvent ev;
-
-			memset(&ev, 0, sizeof(ev));
-			ev.room = e->room;
-			ev.bulk = true;
-			ev.added_count = e->added;
-			ev.removed_count = e->removed;
-			PresenceBuildPayload(&buf, &ev);
+			PresenceBuildBulkPayload(&buf, e->room, e->added, e->removed);
 			Async_Notify(e->channel, buf.data);
 		}
 	}

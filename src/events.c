@@ -114,17 +114,6 @@ PresenceEventsSend(bool force)
 	MemoryContextDelete(cxt);
 }
 
-/* TextEqual tells whether two text datums hold the same bytes. */
-static bool
-TextEqual(Datum a, Datum b)
-{
-	text	   *ta = DatumGetTextPP(a);
-	text	   *tb = DatumGetTextPP(b);
-
-	return VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb) &&
-		memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0;
-}
-
 PG_FUNCTION_INFO_V1(presence_capture_change);
 
 /*
@@ -181,7 +170,7 @@ presence_capture_change(PG_FUNCTION_ARGS)
 		Datum		o = heap_getattr(oldtup, attno, tupdesc, &onull);
 		Datum		n = heap_getattr(newtup, attno, tupdesc, &nnull);
 
-		if (onull != nnull || (!onull && !TextEqual(o, n)))
+		if (onull != nnull || (!onull && !PresenceTextEqual(o, n)))
 			moved = true;
 	}
 	if (moved)

@@ -75,6 +75,8 @@ extern int	PendingPayloadSeen(const char *body, int len);
 
 /* event_payload.c */
 extern void PresenceBuildPayload(StringInfo buf, const PresenceEvent *ev);
+extern void PresenceBuildBulkPayload(StringInfo buf, const char *room,
+									 int64 added, int64 removed);
 
 /* event_sign.c */
 extern void PresenceSignPayload(StringInfo buf);

@@ -46,10 +46,15 @@ typedef struct PresenceScan
 
 /*
  * BeginScan starts a scan of index indexid of presence.presences for rows
- * whose first nkeys index columns equal values, with a snapshot taken now.
+ * whose first nkeys index columns equal values, with a snapshot taken now;
+ * or, when now_enough is set, with the statement's own snapshot if this
+ * transaction changed nothing since it was taken (then the two see the
+ * same own changes, and a new one would only cost a ProcArray scan and a
+ * copy on touch()'s hot path).
  */
 static void
-BeginScan(PresenceScan *ps, Oid indexid, int nkeys, Datum *values)
+BeginScan(PresenceScan *ps, Oid indexid, int nkeys, Datum *values,
+		  bool now_enough)
 {
 	PresenceSchemaInfo *schema = PresenceSchema();
 
@@ -60,8 +65,14 @@ BeginScan(PresenceScan *ps, Oid indexid, int nkeys, Datum *values)
 		ScanKeyEntryInitialize(&ps->keys[k], 0, k + 1, BTEqualStrategyNumber,
 							   InvalidOid, ps->index->rd_indcollation[k],
 							   F_TEXTEQ, values[k]);
-	CommandCounterIncrement();
-	ps->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	if (now_enough && ActiveSnapshotSet() &&
+		GetActiveSnapshot()->curcid == GetCurrentCommandId(false))
+		ps->snapshot = RegisterSnapshot(GetActiveSnapshot());
+	else
+	{
+		CommandCounterIncrement();
+		ps->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	}
 	ps->scan = index_beginscan(ps->rel, ps->index, ps->snapshot, nkeys, 0);
 	index_rescan(ps->scan, ps->keys, nkeys, NULL, 0);
 }
@@ -96,10 +107,11 @@ EndScan(PresenceScan *ps)
 
 /*
  * PresenceTouchRead returns how many presences channel has, and sets stale
- * to how many of them have last_seen before cutoff.
+ * to how many of them have last_seen before cutoff.  now_enough: the
+ * statement's snapshot will do if it sees all this transaction did.
  */
 int
-PresenceTouchRead(text *channel, TimestampTz cutoff, int *stale)
+PresenceTouchRead(text *channel, TimestampTz cutoff, int *stale, bool now_enough)
 {
 	PresenceScan ps;
 	Datum		key = PointerGetDatum(channel);
@@ -107,7 +119,7 @@ PresenceTouchRead(text *channel, TimestampTz cutoff, int *stale)
 	int			count = 0;
 
 	*stale = 0;
-	BeginScan(&ps, PresenceSchema()->channel_idx, 1, &key);
+	BeginScan(&ps, PresenceSchema()->channel_idx, 1, &key, now_enough);
 	while (NextRow(&ps))
 	{
 		bool		isnull;
@@ -127,12 +139,14 @@ PresenceChannelCount(text *channel)
 {
 	int			stale;
 
-	return PresenceTouchRead(channel, DT_NOBEGIN, &stale);
+	return PresenceTouchRead(channel, DT_NOBEGIN, &stale, false);
 }
 
 /*
  * PresenceChannelMemberships returns the rooms channel is in, with the
- * user_id of each presence, in room order (the index order).
+ * user_id of each presence, in room order (the index order).  It tells
+ * leave_all() which (room, user) locks to take first; what the delete then
+ * finds is decided by the delete, so the statement's snapshot will do.
  */
 List *
 PresenceChannelMemberships(text *channel)
@@ -142,7 +156,7 @@ PresenceChannelMemberships(text *channel)
 	PresenceSchemaInfo *schema = PresenceSchema();
 	List	   *result = NIL;
 
-	BeginScan(&ps, schema->channel_idx, 1, &key);
+	BeginScan(&ps, schema->channel_idx, 1, &key, true);
 	while (NextRow(&ps))
 	{
 		PresenceMembership *m = palloc(sizeof(PresenceMembership));
@@ -157,7 +171,8 @@ PresenceChannelMemberships(text *channel)
 
 /*
  * PresenceOwner tells whether channel is in room and sets user_id to the
- * presence's user_id (NULL: anonymous).
+ * presence's user_id (NULL: anonymous), for remove() to lock that user
+ * first; as for PresenceChannelMemberships, the statement's snapshot will do.
  */
 bool
 PresenceOwner(text *room, text *channel, char **user_id)
@@ -167,7 +182,7 @@ PresenceOwner(text *room, text *channel, char **user_id)
 	bool		found;
 
 	*user_id = NULL;
-	BeginScan(&ps, PresenceSchema()->channel_idx, 2, keys);
+	BeginScan(&ps, PresenceSchema()->channel_idx, 2, keys, true);
 	found = NextRow(&ps);
 	if (found)
 		*user_id = TextColumn(&ps, PresenceSchema()->user_id_att);
@@ -189,7 +204,7 @@ PresenceUserElsewhere(const char *room, const char *user_id, const char *channel
 	AttrNumber	channel_att = PresenceSchema()->channel_att;
 	bool		found = false;
 
-	BeginScan(&ps, PresenceSchema()->room_user_idx, 2, keys);
+	BeginScan(&ps, PresenceSchema()->room_user_idx, 2, keys, false);
 	while (!found && NextRow(&ps))
 	{
 		char	   *other = TextColumn(&ps, channel_att);

@@ -213,7 +213,7 @@ presence_touch(PG_FUNCTION_ARGS)
 
 	/* The common case: a read, no SPI, no row version. */
 	cutoff = GetCurrentTransactionStartTimestamp() - (TimestampTz) interval_ms * 1000;
-	count = PresenceTouchRead(channel, cutoff, &stale);
+	count = PresenceTouchRead(channel, cutoff, &stale, true);
 	if (stale == 0)
 		PG_RETURN_INT32(count);
 

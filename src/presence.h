@@ -56,6 +56,7 @@ extern text *PresenceArgName(FunctionCallInfo fcinfo, int argno,
 extern text *PresenceArgUserId(FunctionCallInfo fcinfo, int argno,
 							   const char *argname);
 extern Jsonb *PresenceArgMeta(FunctionCallInfo fcinfo, int argno);
+extern bool PresenceTextEqual(Datum a, Datum b);
 
 /* schema.c: what the C code relies on about the extension's relations. */
 typedef struct PresenceSchemaInfo
@@ -121,7 +122,8 @@ typedef struct PresenceMembership
 	char	   *user_id;		/* NULL: anonymous */
 } PresenceMembership;
 
-extern int	PresenceTouchRead(text *channel, TimestampTz cutoff, int *stale);
+extern int	PresenceTouchRead(text *channel, TimestampTz cutoff, int *stale,
+							  bool now_enough);
 extern int	PresenceChannelCount(text *channel);
 extern List *PresenceChannelMemberships(text *channel);
 extern bool PresenceOwner(text *room, text *channel, char **user_id);

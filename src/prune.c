@@ -101,17 +101,6 @@ RowText(uint64 i, int col)
 	return SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col, &isnull);
 }
 
-/* SameText tells whether two text datums are equal byte for byte. */
-static bool
-SameText(Datum a, Datum b)
-{
-	text	   *ta = DatumGetTextPP(a);
-	text	   *tb = DatumGetTextPP(b);
-
-	return VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb) &&
-		memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0;
-}
-
 /*
  * PruneBatch deletes one batch of at most limit stale presences after
  * step->after, and moves step->after past them.  Call inside SPI; the key
@@ -139,9 +128,9 @@ PruneBatch(PruneStep *step, TimestampTz cutoff, int limit, MemoryContext cxt)
 		return;
 
 	/* The rows of the last room, when the batch is full and not one room. */
-	trim = !step->done && !SameText(RowText(0, 2), RowText(n - 1, 2));
+	trim = !step->done && !PresenceTextEqual(RowText(0, 2), RowText(n - 1, 2));
 	take = n;
-	while (trim && take > 0 && SameText(RowText(take - 1, 2), RowText(n - 1, 2)))
+	while (trim && take > 0 && PresenceTextEqual(RowText(take - 1, 2), RowText(n - 1, 2)))
 		take--;
 
 	MemoryContextReset(cxt);

@@ -3,7 +3,7 @@
  * validate.c
  *		Argument checks shared by every SQL-callable function: the single
  *		place where bad input is turned into an ERROR, before anything is
- *		read or written.
+ *		read or written; and one text comparison the C code shares.
  *
  *-------------------------------------------------------------------------
  */
@@ -102,4 +102,18 @@ PresenceArgMeta(FunctionCallInfo fcinfo, int argno)
 						   size, presence_max_meta_size),
 				 errhint("Keep large state elsewhere and put a reference to it in meta.")));
 	return meta;
+}
+
+/*
+ * PresenceTextEqual tells whether two text datums hold the same bytes (a
+ * room, channel or user_id changed or not; no collation is involved).
+ */
+bool
+PresenceTextEqual(Datum a, Datum b)
+{
+	text	   *ta = DatumGetTextPP(a);
+	text	   *tb = DatumGetTextPP(b);
+
+	return VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb) &&
+		memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0;
 }

@@ -350,20 +350,6 @@ UpdateSent(void)
 	ConditionVariableBroadcast(&slot->sent_cv);
 }
 
-/* BulkPayload writes into buf the bulk_change event of e. */
-static void
-BulkPayload(StringInfo buf, LocalEvent *e)
-{
-	PresenceEvent ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.room = e->room;
-	ev.bulk = true;
-	ev.added_count = e->added;
-	ev.removed_count = e->removed;
-	PresenceBuildPayload(buf, &ev);
-}
-
 /*
  * Failed reports an error of a sending transaction; true if it was NOTIFY's
  * queue being full (try again later), false for anything else (the events
@@ -436,7 +422,7 @@ SendBatch(void)
 
 			if (payload == NULL)
 			{
-				BulkPayload(&buf, e);
+				PresenceBuildBulkPayload(&buf, e->room, e->added, e->removed);
 				payload = buf.data;
 			}
 			hash = hash_bytes_extended((const unsigned char *) payload, strlen(payload), 0);
@@ -473,12 +459,7 @@ SendBatch(void)
 static void
 ResyncRoom(StringInfo buf, const char *channel, const char *room)
 {
-	PresenceEvent ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.room = room;
-	ev.bulk = true;
-	PresenceBuildPayload(buf, &ev);
+	PresenceBuildBulkPayload(buf, room, 0, 0);
 	Async_Notify(channel, buf->data);
 }
 
