@@ -3,7 +3,7 @@
 # operation it stands on, measured in the same run on the same throwaway
 # cluster, reported as ratios.  Not a test: it asserts nothing about time.
 #
-#   ./test/bench/bench.sh            the full run (about 40 minutes)
+#   ./test/bench/bench.sh            the full run (about 45 minutes)
 #   ./test/bench/bench.sh --smoke    tiny sizes, one second per point (CI)
 #
 # The events are measured in both transports: direct NOTIFY (the cluster as
@@ -125,6 +125,10 @@ add_remove_pairs() {
 add_remove_pairs "direct NOTIFY"
 pair "add + remove (presence.notify = off: the ceiling) vs bare INSERT + DELETE" \
     add_remove.sql "-c presence.notify=off" bare_insert_delete.sql ""
+# Not presence: the bare pair with the foreign key presences have, against
+# the bare pair without it, to tell integrity's share of the gap.
+pair "(reference) bare INSERT + DELETE with a foreign key to the room vs without" \
+    bare_insert_delete_fk.sql "" bare_insert_delete.sql ""
 
 # storm SCRIPT LABEL: $storm joins by 8 clients at once, with a listener
 # counting the events.

@@ -15,4 +15,15 @@ CREATE INDEX ON bare_touch (channel, room);
 CREATE TABLE bare_pres (LIKE presence.presences INCLUDING DEFAULTS) WITH (fillfactor = 70);
 ALTER TABLE bare_pres ADD PRIMARY KEY (room, channel);
 
+
+-- The reference pair: the same INSERT + DELETE with the foreign key that
+-- presences have (to 100 rooms), against bare_pres.  It shows what
+-- PostgreSQL's own referential integrity costs at each client count
+-- (its check locks the room row FOR KEY SHARE, as add() does).
+CREATE TABLE bare_rooms (name text PRIMARY KEY);
+INSERT INTO bare_rooms SELECT 'room' || i FROM generate_series(0, 100) i;
+CREATE TABLE bare_pres_fk (LIKE presence.presences INCLUDING DEFAULTS) WITH (fillfactor = 70);
+ALTER TABLE bare_pres_fk ADD PRIMARY KEY (room, channel);
+ALTER TABLE bare_pres_fk ADD FOREIGN KEY (room) REFERENCES bare_rooms (name) ON DELETE CASCADE;
+
 VACUUM ANALYZE;
