@@ -19,6 +19,7 @@ for mode in "direct NOTIFY" "worker mode"; do
     check "^\\| add \\+ remove \\($mode, 1 listener\\) vs bare INSERT \\+ DELETE \\| 4 \\| [0-9]+ \\| [0-9]+ \\| [0-9.]+ \\|\$"
 done
 check '^\| add \+ remove \(presence.notify = off: the ceiling\) vs bare INSERT \+ DELETE \| 4 \| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$'
+check '^\| \(reference\) bare INSERT \+ DELETE with a foreign key to the room vs without \| 4 \| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$'
 check '^join storm, one room: 96 joins by 8 connections in [0-9.]+ s, 96 events received$'
 check '^join storm, 1000 rooms: 96 joins by 8 connections in [0-9.]+ s, 96 events received$'
 check '^20000 touches that write on 1000 presences: .* 20000 updates, [0-9.]+% HOT'
