@@ -5,6 +5,8 @@
 #
 #   ./test/bench/bench.sh            the full run (about 45 minutes)
 #   ./test/bench/bench.sh --smoke    tiny sizes, one second per point (CI)
+#   ./test/bench/bench.sh --worker-only   only the worker mode part (about
+#                                    12 minutes), e.g. to measure it again
 #
 # The events are measured in both transports: direct NOTIFY (the cluster as
 # installed), and worker mode (the same cluster restarted with presence in
@@ -19,11 +21,12 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 bench_dir=$PRESENCE_REPO/test/bench
 
-smoke=false
+smoke=false worker_only=false
 case "${1-}" in
     --smoke) smoke=true ;;
+    --worker-only) worker_only=true ;;
     "") ;;
-    *) presence_die "usage: $0 [--smoke]" ;;
+    *) presence_die "usage: $0 [--smoke | --worker-only]" ;;
 esac
 
 if $smoke; then
@@ -96,20 +99,6 @@ pair() {
     done
 }
 
-echo
-echo "presence benchmark: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
-    "$(psql -X -At -c 'SHOW server_version'), $presences presences, ${secs}s per point," \
-    "median of $reps, synchronous_commit off"
-echo
-echo "| operation | clients | presence ops/s | bare ops/s | ratio |"
-echo "|---|---|---|---|---|"
-# max_age too: the interval in effect is at most half of it (60 s by
-# default), and after 30 s every presence would be written once again.
-pair "touch inside touch_interval vs SELECT 1" \
-    touch.sql "-c presence.touch_interval=1h -c presence.max_age=2h" select1.sql ""
-pair "touch that writes vs bare UPDATE by key" \
-    touch.sql "-c presence.touch_interval=0" bare_update.sql ""
-
 # add + remove send two events.  First with nobody listening (NOTIFY still
 # queues them), then with a listener consuming them as an app server would:
 # on this 2-core machine the listener process competes for the same cores,
@@ -124,6 +113,22 @@ add_remove_pairs() {
         add_remove.sql "" bare_insert_delete.sql ""
     kill "$listener" 2>/dev/null || true; wait "$listener" 2>/dev/null || true
 }
+echo
+echo "presence benchmark: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
+    "$(psql -X -At -c 'SHOW server_version'), $presences presences, ${secs}s per point," \
+    "median of $reps, synchronous_commit off"
+# Direct NOTIFY: the cluster as installed (all but --worker-only).
+if ! $worker_only; then
+echo
+echo "| operation | clients | presence ops/s | bare ops/s | ratio |"
+echo "|---|---|---|---|---|"
+# max_age too: the interval in effect is at most half of it (60 s by
+# default), and after 30 s every presence would be written once again.
+pair "touch inside touch_interval vs SELECT 1" \
+    touch.sql "-c presence.touch_interval=1h -c presence.max_age=2h" select1.sql ""
+pair "touch that writes vs bare UPDATE by key" \
+    touch.sql "-c presence.touch_interval=0" bare_update.sql ""
+
 add_remove_pairs "direct NOTIFY"
 pair "add + remove (presence.notify = off: the ceiling) vs bare INSERT + DELETE" \
     add_remove.sql "-c presence.notify=off" bare_insert_delete.sql ""
@@ -201,6 +206,7 @@ awk -v d="$deleted" -v r="$prune_rooms" -v ms="$ms" -v n="$(wc -l <"$out/prune_e
 
 echo
 "$listen_tool" latency "$latency_n"
+fi
 
 # --- Worker mode: the same cluster, restarted with presence preloaded -------
 echo
