@@ -15,7 +15,6 @@ CREATE INDEX ON bare_touch (channel, room);
 CREATE TABLE bare_pres (LIKE presence.presences INCLUDING DEFAULTS) WITH (fillfactor = 70);
 ALTER TABLE bare_pres ADD PRIMARY KEY (room, channel);
 
-
 -- The reference pair: the same INSERT + DELETE with the foreign key that
 -- presences have (to 100 rooms), against bare_pres.  It shows what
 -- PostgreSQL's own referential integrity costs at each client count
