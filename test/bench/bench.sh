@@ -22,6 +22,7 @@ set -euo pipefail
 bench_dir=$PRESENCE_REPO/test/bench
 
 smoke=false worker_only=false
+[ $# -le 1 ] || presence_die "usage: $0 [--smoke | --worker-only]"
 case "${1-}" in
     --smoke) smoke=true ;;
     --worker-only) worker_only=true ;;

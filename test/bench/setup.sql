@@ -16,7 +16,8 @@ CREATE TABLE bare_pres (LIKE presence.presences INCLUDING DEFAULTS) WITH (fillfa
 ALTER TABLE bare_pres ADD PRIMARY KEY (room, channel);
 
 -- The reference pair: the same INSERT + DELETE with the foreign key that
--- presences have (to 100 rooms), against bare_pres.  It shows what
+-- presences have (to rooms room0 to room100, those of the scripts), against
+-- bare_pres.  It shows what
 -- PostgreSQL's own referential integrity costs at each client count
 -- (its check locks the room row FOR KEY SHARE, as add() does).
 CREATE TABLE bare_rooms (name text PRIMARY KEY);

@@ -168,12 +168,12 @@ q(gone, "SELECT presence.add('r', 'c1')")
 q(gone, "SELECT presence.flush_events()")
 gone_oid = q(writer, "SELECT oid FROM pg_database WHERE datname = 'w_gone'")[0][0]
 gpids = []
-for _ in range(200):
+for i in range(200):
     gpids = q(gone, "SELECT worker_pid FROM presence.queue_status() WHERE database = %s"
                     " AND worker_pid IS NOT NULL", gone_oid)
     if gpids:
         break
-    q(gone, "SELECT presence.add('r', 'c2')")
+    q(gone, "SELECT presence.add('r', %s)", "c2-%d" % i)  # a new presence: an event
     time.sleep(0.1)
 gone.close()
 if not gpids:
