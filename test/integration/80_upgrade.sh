@@ -78,14 +78,7 @@ CREATE EXTENSION presence VERSION '0.1';
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS $app;
 CREATE ROLE $app LOGIN;
-GRANT USAGE ON SCHEMA presence TO $app;
-GRANT EXECUTE ON FUNCTION
-    presence.add(text, text, text, jsonb), presence.remove(text, text),
-    presence.leave_all(text), presence.touch(text),
-    presence.update(text, text, jsonb), presence.members(text),
-    presence.users(text), presence.anonymous_count(text),
-    presence.rooms_of(text), presence.stats(text)
-TO $app;
+$(it_app_grants "$app")
 SQL
 PGUSER=$app it_psql -o /dev/null <<'SQL'
 SELECT presence.add('up_lobby', 'c1', 'ann', '{"status": "here"}');

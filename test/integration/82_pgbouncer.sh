@@ -49,14 +49,7 @@ CREATE EXTENSION presence;
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS $app;
 CREATE ROLE $app LOGIN;
-GRANT USAGE ON SCHEMA presence TO $app;
-GRANT EXECUTE ON FUNCTION
-    presence.add(text, text, text, jsonb), presence.remove(text, text),
-    presence.leave_all(text), presence.touch(text),
-    presence.update(text, text, jsonb), presence.members(text),
-    presence.users(text), presence.anonymous_count(text),
-    presence.rooms_of(text), presence.stats(text)
-TO $app;
+$(it_app_grants "$app")
 -- Every touch of this role writes last_seen (the default, 1s, would skip).
 ALTER ROLE $app IN DATABASE $db SET presence.touch_interval = 0;
 -- prune() without an argument prunes what is older than 30 s (default 60 s).

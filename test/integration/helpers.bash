@@ -50,6 +50,22 @@ it_fail() {
 # it_psql runs psql without ~/.psqlrc, stopping at the first error.
 it_psql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
+# it_app_grants ROLE prints the GRANTs the README gives an application role
+# (the API's functions, no table), for the tests that call as such a role.
+it_app_grants() {
+    local app=$1
+    cat <<SQL
+GRANT USAGE ON SCHEMA presence TO $app;
+GRANT EXECUTE ON FUNCTION
+    presence.add(text, text, text, jsonb), presence.remove(text, text),
+    presence.leave_all(text), presence.touch(text),
+    presence.update(text, text, jsonb), presence.members(text),
+    presence.users(text), presence.anonymous_count(text),
+    presence.rooms_of(text), presence.stats(text)
+TO $app;
+SQL
+}
+
 # it_value SQL prints the single value SQL returns (unaligned, no header).
 it_value() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 

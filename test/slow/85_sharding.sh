@@ -112,14 +112,7 @@ q_router -c "$helper_sql"
 q_ref -c "$helper_sql"
 
 # The extension's GRANTs for the app role (README), on every shard and the reference.
-app_grants="GRANT USAGE ON SCHEMA presence TO $app;
-GRANT EXECUTE ON FUNCTION
-    presence.add(text, text, text, jsonb), presence.remove(text, text),
-    presence.leave_all(text), presence.touch(text),
-    presence.update(text, text, jsonb), presence.members(text),
-    presence.users(text), presence.anonymous_count(text),
-    presence.rooms_of(text), presence.stats(text)
-TO $app;"
+app_grants=$(it_app_grants "$app")
 
 # reset N: empties the first N shards and the reference (the extension
 # dropped and created again, statistics reset) and points the router at the
